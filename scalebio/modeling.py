@@ -1,0 +1,151 @@
+"""Model and tokenizer loading, decoder-layer discovery and per-example losses.
+
+Every stage (ScaleBiO, baselines, SFT, evaluation) loads models and computes losses through this
+module, so "the loss of an example" means the same thing everywhere: the mean cross-entropy over
+its response tokens (labels != -100).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalebio import hub_enabled
+from scalebio.runtime import AssetError
+
+IGNORE_INDEX = -100
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> str:
+    """Return a loadable id: a local folder, or a hub id when the hub is enabled."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise AssetError(f"model folder '{p}' has no config.json; is it a Hugging Face model folder?")
+        return str(p)
+    if hub_enabled():
+        return str(name_or_path)
+    raise AssetError(
+        f"model '{name_or_path}' is not a local folder and the Hugging Face hub is off. Build the embedded "
+        "assets (`snakemake --cores all assets`) or use a config with `hub: true` on a machine with hub access."
+    )
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_tokenizer(name_or_path: str | os.PathLike):
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise AssetError(f"cannot load a tokenizer from '{path}': {e}") from e
+    if tok.pad_token is None:
+        # Padding positions carry label -100 and attention 0, so any id works; EOS is the convention.
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        raise AssetError(
+            f"tokenizer '{path}' has no chat template; set one (e.g. `tokenizer.chat_template = ...` and "
+            "`save_pretrained`) so prompts and response masks are built from it."
+        )
+    return tok
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    dtype: str = "float32",
+    device: str | torch.device | None = None,
+    gradient_checkpointing: bool = False,
+    attn_implementation: str | None = None,
+):
+    """Load a causal LM for training or scoring (``train()`` mode is left to the caller)."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model(name_or_path)
+    if dtype not in DTYPES:
+        raise AssetError(f"dtype '{dtype}' is not one of {sorted(DTYPES)}")
+    device = torch.device(device) if device is not None else default_device()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=DTYPES[dtype], attn_implementation=attn_implementation or "sdpa"
+        )
+    except OSError as e:
+        raise AssetError(f"cannot load a model from '{path}': {e}") from e
+    model.to(device)
+    model.config.use_cache = False
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
+def check_tokenizer_matches(model, tokenizer, where: str = "") -> None:
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise AssetError(
+            f"{where}tokenizer has {len(tokenizer)} tokens but the model's embedding has {rows} rows: "
+            "tokenizer and model do not belong together."
+        )
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """Find the list of transformer blocks by introspection, not a per-architecture table.
+
+    The blocks are the longest ``nn.ModuleList`` whose children all share one class and whose
+    length equals ``config.num_hidden_layers`` (or ``n_layer``): this finds ``model.layers`` in
+    Llama/Qwen2/Gemma2/Mistral and ``transformer.h`` in GPT-2.
+    """
+    cfg = getattr(model, "config", None)
+    expected = None
+    if cfg is not None:
+        expected = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
+    best = None
+    for _, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        if len({type(m) for m in module}) != 1:
+            continue
+        if expected is not None and len(module) != expected:
+            continue
+        if best is None or len(module) > len(best):
+            best = module
+    if best is None:
+        raise AssetError(
+            f"cannot find the transformer blocks of {type(model).__name__}: no nn.ModuleList of "
+            f"{expected} identical blocks. LISA and FSDP wrapping need them; disable LISA for this model."
+        )
+    return best
+
+
+def token_losses(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token cross-entropy (fp32) and the response mask, both of shape [B, T-1]."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    logits = logits[:, :-1].float()
+    ce = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+    ).view(labels.shape)
+    return ce, (labels != IGNORE_INDEX)
+
+
+def per_example_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean response-token loss per example ([B]) and the number of response tokens ([B]).
+
+    An example with no response tokens gets loss 0 (method notes §3.2).
+    """
+    ce, mask = token_losses(model, batch)
+    n = mask.sum(1)
+    return (ce * mask).sum(1) / n.clamp(min=1), n
+
+
+def pooled_token_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of response-token losses over the batch and the token count (for pooled token means)."""
+    ce, mask = token_losses(model, batch)
+    return (ce * mask).sum(), mask.sum()

@@ -1,0 +1,108 @@
+# Config validation and helpers shared by every stage.
+import json
+
+from scalebio.runtime import configure_hub
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# Offline unless the config opts into the hub; child processes inherit the environment.
+configure_hub(config.get("hub", False))
+
+RESULTS = config.get("results_dir", "results")
+ASSET_DIRS = {
+    "tiny": "resources/models/tiny",
+    "smollm2": "resources/models/smollm2-135m-instruct",
+    "mtbench": "resources/mtbench",
+}
+
+
+def experiments():
+    return config["experiments"]
+
+
+def check_config():
+    errors = []
+    for exp, e in experiments().items():
+        for m in e["models"]:
+            if m not in config["models"]:
+                errors.append(
+                    f"experiments.{exp}.models names '{m}', which is not under models:"
+                )
+    if errors:
+        raise ValueError("config error: " + "; ".join(errors))
+
+
+check_config()
+
+
+def model_spec(name):
+    return config["models"][name]
+
+
+def model_dir(name):
+    spec = model_spec(name)
+    return ASSET_DIRS[spec["asset"]] if spec.get("asset") else spec["path"]
+
+
+def model_input(wildcards):
+    """The model folder as a Snakemake input when a rule builds it (embedded assets)."""
+    spec = model_spec(wildcards.model)
+    return [ASSET_DIRS[spec["asset"]]] if spec.get("asset") else []
+
+
+def run_dir(experiment, model, method):
+    return f"{RESULTS}/{experiment}/{model}/{method}"
+
+
+def method_options(experiment, method):
+    """Global ``methods.<m>`` options, overridden by ``experiments.<e>.method_options.<m>``."""
+    opts = dict(config.get("methods", {}).get(method, {}) or {})
+    opts.pop("module", None)
+    opts.update(
+        experiments()[experiment].get("method_options", {}).get(method, {}) or {}
+    )
+    return opts
+
+
+def method_module(method):
+    return (config.get("methods", {}).get(method) or {}).get("module", "")
+
+
+def evals_of(experiment):
+    return experiments()[experiment].get("evals", [])
+
+
+def has_rule(name):
+    try:
+        getattr(rules, name)
+        return True
+    except Exception:
+        return False
+
+
+def all_targets():
+    """Final outputs of every stage whose rules are defined (stages join as they land)."""
+    out = []
+    for exp, e in experiments().items():
+        for m in e["models"]:
+            for meth in e["methods"]:
+                rd = run_dir(exp, m, meth)
+                out.append(f"{rd}/selection.json")
+                if has_rule("finetune"):
+                    out.append(f"{rd}/model")
+                if has_rule("evaluate"):
+                    out += [f"{rd}/eval/{ev}/summary.json" for ev in evals_of(exp)]
+            if has_rule("evaluate"):
+                rd = run_dir(exp, m, "base")
+                out += [f"{rd}/eval/{ev}/summary.json" for ev in evals_of(exp)]
+    if has_rule("report_tables"):
+        out += report_targets()
+    return out
+
+
+wildcard_constraints:
+    experiment=r"[A-Za-z0-9_\-]+",
+    model=r"[A-Za-z0-9_.\-]+",
+    method=r"[A-Za-z0-9_\-]+",

@@ -1,0 +1,15 @@
+# One data folder per experiment: sources/<name>.jsonl, validation.jsonl, test.jsonl, card.json.
+
+
+rule data:
+    output:
+        directory("resources/data/{experiment}"),
+    log:
+        "logs/data/{experiment}.log",
+    conda:
+        "../envs/suite.yaml"
+    params:
+        spec=lambda w: json.dumps(experiments()[w.experiment]["data"]),
+        seed=config.get("seed", 0),
+    shell:
+        "python -m scalebio.datafolder {output} --spec {params.spec:q} --seed {params.seed} > {log} 2>&1"

@@ -1,0 +1,26 @@
+# Data selection: one job per (experiment, model, method); every method writes selection.json.
+
+
+rule select:
+    input:
+        data="resources/data/{experiment}",
+        model=model_input,
+    output:
+        f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/selection.json",
+    log:
+        "logs/select/{experiment}/{model}/{method}.log",
+    conda:
+        "../envs/suite.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
+    params:
+        model=lambda w: model_dir(w.model),
+        budget=lambda w: experiments()[w.experiment]["budget"],
+        seed=config.get("seed", 0),
+        options=lambda w: json.dumps(method_options(w.experiment, w.method)),
+        module=lambda w: method_module(w.method),
+    shell:
+        "python -m baselines select --method {wildcards.method} --module={params.module:q} "
+        "--data {input.data} --model {params.model} --out $(dirname {output}) "
+        "--budget {params.budget} --seed {params.seed} --options {params.options:q} > {log} 2>&1"
