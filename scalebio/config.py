@@ -82,9 +82,11 @@ def as_dict(obj) -> dict:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    import copy
+
     import yaml
 
-    data = dict(data)
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key=value (e.g. lr_theta=1e-2)")
@@ -93,7 +95,13 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "2e-5" (no dot) as a string; numbers are what users mean
+                value = float(value)
+            except ValueError:
+                pass
+        node[parts[-1]] = value
     return data
 
 

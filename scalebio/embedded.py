@@ -143,8 +143,8 @@ def build_denoise(cfg: dict, seed: int) -> dict:
         ]
     return {
         "sources": sources,
-        "validation": parts[-2],
-        "test": parts[-1],
+        "validation": [dict(r, corrupted=False) for r in parts[-2]],
+        "test": [dict(r, corrupted=False) for r in parts[-1]],
         "expected": "weights fall as the noise rate rises",
     }
 

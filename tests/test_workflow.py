@@ -1,0 +1,119 @@
+"""The workflow: DAG listing, lint/format gates, config validation, and the ci config end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(args, cwd=ROOT, timeout=600, check=False):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    r = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{args} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def test_dry_run_lists_the_dag_in_seconds():
+    t0 = time.time()
+    r = run([BIN / "snakemake", "-n", "--cores", "all", "--forceall"], check=True)
+    assert time.time() - t0 < 60
+    assert "select" in r.stdout and "data" in r.stdout
+
+
+@pytest.mark.parametrize("configfile", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "config").rglob("*.yaml")))
+def test_every_shipped_config_validates_and_builds_a_dag(configfile):
+    if "deepspeed" in configfile:
+        pytest.skip("not a workflow config")
+    run([BIN / "snakemake", "-n", "--cores", "all", "--forceall", "--configfile", configfile], check=True)
+
+
+def test_snakemake_lint_is_clean():
+    r = run([BIN / "snakemake", "--lint"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Lints for" not in r.stdout + r.stderr
+
+
+def test_snakefmt_ruff_format_and_ruff_lint_are_clean():
+    run([BIN / "snakefmt", "--check", "Snakefile", "workflow"], check=True)
+    run([BIN / "ruff", "format", "--check", "."], check=True)
+    run([BIN / "ruff", "check", "."], check=True)
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"bogus": 1}, "'bogus' was unexpected"),
+        (
+            {
+                "experiments": {
+                    "x": {"data": {"builder": "denoise"}, "models": ["tiny"], "methods": ["uniform"], "budget": "ten"}
+                }
+            },
+            "budget",
+        ),
+        (
+            {
+                "experiments": {
+                    "x": {"data": {"builder": "denoise"}, "models": ["nope"], "methods": ["uniform"], "budget": 3}
+                }
+            },
+            "names 'nope', which is not under models",
+        ),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(tmp_path, patch, message):
+    cfg = {
+        "models": {"tiny": {"asset": "tiny"}},
+        "experiments": {"x": {"data": {"builder": "denoise"}, "models": ["tiny"], "methods": ["uniform"], "budget": 3}},
+    }
+    cfg.update(patch)
+    path = tmp_path / "bad.yaml"
+    path.write_text(json.dumps(cfg))
+    r = run([BIN / "snakemake", "-n", "--cores", "1", "--configfile", path])
+    assert r.returncode != 0
+    assert message in r.stdout + r.stderr
+
+
+def test_missing_config_file_is_a_clear_error():
+    r = run([BIN / "snakemake", "-n", "--cores", "1", "--configfile", "config/does-not-exist.yaml"])
+    assert r.returncode != 0 and "does-not-exist.yaml" in r.stdout + r.stderr
+
+
+@pytest.mark.integration
+def test_ci_config_runs_the_whole_dag_end_to_end(tmp_path):
+    """`snakemake --cores all --configfile config/ci.yaml` in a fresh folder: every final output exists and parses."""
+    for name in ("Snakefile", "workflow", "config"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    t0 = time.time()
+    r = run(
+        [BIN / "snakemake", "--cores", "all", "--configfile", "config/ci.yaml", "--show-failed-logs"],
+        cwd=tmp_path,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    elapsed = time.time() - t0
+    results = tmp_path / "results" / "ci"
+    selections = sorted(results.glob("*/*/*/selection.json"))
+    assert selections, "no selection.json produced"
+    from scalebio.selection import read_selection
+
+    for s in selections:
+        read_selection(s)
+    for summary in results.glob("*/*/*/eval/*/summary.json"):
+        assert "value" in json.loads(summary.read_text())
+    for model_dir in results.glob("*/*/*/model"):
+        assert (model_dir / "config.json").exists()
+    print(f"ci DAG: {elapsed:.0f} s")
+    shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
