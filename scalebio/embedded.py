@@ -146,6 +146,8 @@ def build_denoise(cfg: dict, seed: int) -> dict:
         "validation": [dict(r, corrupted=False) for r in parts[-2]],
         "test": [dict(r, corrupted=False) for r in parts[-1]],
         "expected": "weights fall as the noise rate rises",
+        "targets": [min(sources)],
+        "noise": {f"noise{int(round(rate * 100)):03d}": rate for rate in noise},
     }
 
 
@@ -172,6 +174,7 @@ def build_math(cfg: dict, seed: int) -> dict:
         "validation": val,
         "test": test,
         "expected": f"weights move to the target modules {target}",
+        "targets": [f"math_{m}" for m in target],
     }
 
 
@@ -195,6 +198,7 @@ def build_multilingual(cfg: dict, seed: int) -> dict:
         "validation": val,
         "test": test,
         "expected": f"weight concentrates on the target language '{target}'",
+        "targets": [target],
     }
 
 
@@ -216,6 +220,8 @@ def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0) -> Path:
             "config": cfg,
             "seed": seed,
             "expected": pool["expected"],
+            "targets": pool["targets"],
+            "noise": pool.get("noise"),
             "sources": {k: len(v) for k, v in pool["sources"].items()},
             "validation": len(pool["validation"]),
             "test": len(pool["test"]),

@@ -1,5 +1,6 @@
 # Config validation and helpers shared by every stage.
 import json
+from pathlib import Path
 
 from scalebio.runtime import configure_hub
 
@@ -72,6 +73,27 @@ def method_module(method):
 
 def evals_of(experiment):
     return experiments()[experiment].get("evals", [])
+
+
+def report_inputs(experiment):
+    """Everything the report of one experiment reads: selections, and evaluations if that stage exists."""
+    e = experiments()[experiment]
+    out = []
+    for m in e["models"]:
+        out += [
+            f"{run_dir(experiment, m, meth)}/selection.json" for meth in e["methods"]
+        ]
+        if has_rule("evaluate"):
+            for meth in ["base", *e["methods"]]:
+                out += [
+                    f"{run_dir(experiment, m, meth)}/eval/{ev}/summary.json"
+                    for ev in evals_of(experiment)
+                ]
+    return out
+
+
+def report_targets():
+    return [f"{RESULTS}/{exp}/report/claims.csv" for exp in experiments()]
 
 
 def has_rule(name):

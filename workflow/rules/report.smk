@@ -1,0 +1,64 @@
+# Tables and figures per experiment (paper-facing outputs, collected by `snakemake --report`).
+
+
+rule report_tables:
+    input:
+        data="resources/data/{experiment}",
+        runs=lambda w: report_inputs(w.experiment),
+    output:
+        weights=report(
+            f"{RESULTS}/{{experiment}}/report/weights.csv",
+            caption="../report/weights.rst",
+            category="{experiment}",
+            subcategory="learned weights",
+        ),
+        weights_md=f"{RESULTS}/{{experiment}}/report/weights.md",
+        downstream=report(
+            f"{RESULTS}/{{experiment}}/report/downstream.csv",
+            caption="../report/downstream.rst",
+            category="{experiment}",
+            subcategory="downstream evaluation",
+        ),
+        downstream_md=f"{RESULTS}/{{experiment}}/report/downstream.md",
+        cost=report(
+            f"{RESULTS}/{{experiment}}/report/cost.csv",
+            caption="../report/cost.rst",
+            category="{experiment}",
+            subcategory="cost",
+        ),
+        claims=report(
+            f"{RESULTS}/{{experiment}}/report/claims.csv",
+            caption="../report/claims.rst",
+            category="{experiment}",
+            subcategory="paper claim",
+        ),
+        fig_weights=report(
+            f"{RESULTS}/{{experiment}}/report/weights.png",
+            caption="../report/weights.rst",
+            category="{experiment}",
+            subcategory="learned weights",
+        ),
+        fig_trajectory=report(
+            f"{RESULTS}/{{experiment}}/report/trajectory.png",
+            caption="../report/trajectory.rst",
+            category="{experiment}",
+            subcategory="learned weights",
+        ),
+        fig_downstream=report(
+            f"{RESULTS}/{{experiment}}/report/downstream.png",
+            caption="../report/downstream.rst",
+            category="{experiment}",
+            subcategory="downstream evaluation",
+        ),
+    log:
+        "logs/report/{experiment}.log",
+    localrule: True
+    conda:
+        "../envs/suite.yaml"
+    params:
+        spec=lambda w: json.dumps(experiments()[w.experiment]),
+        # <results>/<experiment>/report/claims.csv -> <results>
+        results=lambda w, output: str(Path(output.claims).parents[2]),
+    shell:
+        "python -m scalebio.reporting --experiment {wildcards.experiment} --spec {params.spec:q} "
+        "--results {params.results} --data {input.data} > {log} 2>&1"
