@@ -68,9 +68,12 @@ def math_problems(module: str, n: int, seed: int) -> list[dict]:
     gens = _math_generators()
     if module not in gens:
         raise ConfigError(f"unknown math module '{module}'; choose from {sorted(gens)}")
+    import sympy.core.random
+
     rng = random.Random(seed)
     np.random.seed(seed)
     random.seed(seed)
+    sympy.core.random.seed(seed)  # sympy's randprime draws from its own generator
     names = sorted(k for k in gens[module] if not k.endswith("_composed"))
     seen, out, tries = set(), [], 0
     while len(out) < n:
