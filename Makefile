@@ -26,7 +26,7 @@ $(STAMP): requirements.txt requirements-assets.txt constraints.lock pyproject.to
 setup: $(STAMP)
 
 reproduce: setup
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	$(VENV)/bin/snakemake --cores 1 --report results/report.html
 
 test: setup
