@@ -7,6 +7,7 @@ every trained model in the suite goes through the same collator, masking and los
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,11 @@ class SFTArgs:
 def world_size() -> int:
     import torch.distributed as dist
 
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    # Under torchrun/deepspeed the group is created later (by TrainingArguments); the launcher's
+    # WORLD_SIZE already tells how many processes share the global batch.
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def make_trainer(model, tokenizer, examples: list[dict], args: SFTArgs, output_dir: str, callbacks=None):
@@ -63,6 +68,9 @@ def make_trainer(model, tokenizer, examples: list[dict], args: SFTArgs, output_d
     from transformers import Trainer, TrainingArguments
 
     accum = max(1, args.global_batch_size // (args.micro_batch_size * world_size()))
+    extra = dict(args.extra)
+    if args.deepspeed and not torch.cuda.is_available():
+        extra.setdefault("ddp_backend", "gloo")  # DeepSpeed's CPU default (oneCCL) is not installed
     targs = TrainingArguments(
         output_dir=output_dir,
         learning_rate=args.learning_rate,
@@ -87,7 +95,7 @@ def make_trainer(model, tokenizer, examples: list[dict], args: SFTArgs, output_d
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         disable_tqdm=False,
-        **args.extra,
+        **extra,
     )
     rows = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]
     pad = tokenizer.pad_token_id
@@ -97,9 +105,27 @@ def make_trainer(model, tokenizer, examples: list[dict], args: SFTArgs, output_d
 
 
 def train_sft(
-    model, tokenizer, examples: list[dict], args: SFTArgs, output_dir: str, callbacks=None, resume: bool | str = False
+    model,
+    tokenizer,
+    examples: list[dict],
+    args: SFTArgs,
+    output_dir: str,
+    callbacks=None,
+    resume: bool | str = False,
+    save_dir: str | None = None,
 ) -> list[dict]:
-    """Fine-tune ``model`` in place; returns the Trainer's log history (losses per step)."""
+    """Fine-tune ``model`` in place; returns the Trainer's log history (losses per step).
+
+    ``resume``: True resumes from the last ``checkpoint-*`` in ``output_dir``, a path from that one.
+    ``save_dir``: also save the final model (gathered from ZeRO-3 shards if needed) and the
+    tokenizer there as a ``from_pretrained`` folder; every process must call this (only the main
+    one writes).
+    """
     trainer = make_trainer(model, tokenizer, examples, args, output_dir, callbacks)
     trainer.train(resume_from_checkpoint=resume or None)
+    if save_dir is not None:
+        model.config.use_cache = True  # training turned the KV cache off; generation wants it back
+        trainer.save_model(save_dir)
+        if trainer.args.should_save:
+            tokenizer.save_pretrained(save_dir)
     return trainer.state.log_history

@@ -1,0 +1,42 @@
+# Selection -> SFT training set -> fine-tuned model (the same hand-off for every method).
+
+
+rule sft_set:
+    input:
+        selection=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/selection.json",
+        data="resources/data/{experiment}",
+    output:
+        train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/train.jsonl",
+        manifest=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/manifest.json",
+    log:
+        "logs/sft_set/{experiment}/{model}/{method}.log",
+    conda:
+        "../envs/suite.yaml"
+    params:
+        budget=lambda w: experiments()[w.experiment]["budget"],
+        seed=config.get("seed", 0),
+    shell:
+        "python -m scalebio.mixture --selection {input.selection} --data {input.data} "
+        "--out $(dirname {output.train}) --budget {params.budget} --seed {params.seed} > {log} 2>&1"
+
+
+rule finetune:
+    input:
+        train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/train.jsonl",
+        model=model_input,
+    output:
+        directory(f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/model"),
+    log:
+        "logs/finetune/{experiment}/{model}/{method}.log",
+    conda:
+        "../envs/suite.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
+    params:
+        model=lambda w: model_dir(w.model),
+        options=lambda w: json.dumps(sft_options(w.experiment, w.model)),
+        seed=config.get("seed", 0),
+    shell:
+        "python -m scalebio.finetune --train {input.train} --model {params.model} --out {output} "
+        "--options {params.options:q} --seed {params.seed} > {log} 2>&1"
