@@ -128,3 +128,76 @@ wildcard_constraints:
     experiment=r"[A-Za-z0-9_\-]+",
     model=r"[A-Za-z0-9_.\-]+",
     method=r"[A-Za-z0-9_\-]+",
+
+
+# ---- sft
+def sft_options(experiment, model):
+    """SFT options: the model's ``dtype``, then top-level ``sft:``, then ``experiments.<e>.sft``."""
+    opts = {}
+    if model_spec(model).get("dtype"):
+        opts["dtype"] = model_spec(model)["dtype"]
+    opts.update(config.get("sft") or {})
+    opts.update(experiments()[experiment].get("sft") or {})
+    return opts
+
+
+# ---- eval
+def eval_model_path(wildcards):
+    """The evaluated model: the base model folder for method "base", else the fine-tuned one."""
+    if wildcards.method == "base":
+        return model_dir(wildcards.model)
+    return f"{run_dir(wildcards.experiment, wildcards.model, wildcards.method)}/model"
+
+
+def eval_judge_path(experiment):
+    """Folder of the MT-Bench log-prob judge: ``eval.mtbench.judge_model`` names a key of ``models:``."""
+    opts = eval_section(experiment, "mtbench")
+    key = opts.get("judge_model")
+    if key is None:
+        return ASSET_DIRS["smollm2"]
+    if key not in config["models"]:
+        raise ValueError(
+            f"config error: eval.mtbench.judge_model '{key}' is not a key of models:"
+        )
+    return model_dir(key)
+
+
+def eval_section(experiment, evaluation):
+    """Top-level ``eval.<evaluation>`` overridden by ``experiments.<e>.eval.<evaluation>``."""
+    opts = dict((config.get("eval") or {}).get(evaluation) or {})
+    opts.update((experiments()[experiment].get("eval") or {}).get(evaluation) or {})
+    return opts
+
+
+def eval_options(experiment, evaluation, model, method):
+    """Options JSON of one evaluation job (the model's dtype, config sections, resolved paths)."""
+    opts = {}
+    if model_spec(model).get("dtype"):
+        opts["dtype"] = model_spec(model)["dtype"]
+    opts.update(eval_section(experiment, evaluation))
+    if evaluation == "mtbench":
+        opts.setdefault("model_id", f"{model}-{method}")
+        if opts.get("judge", "logprob") == "logprob":
+            opts["judge_model"] = eval_judge_path(experiment)
+        else:
+            opts.pop("judge_model", None)
+    return opts
+
+
+def eval_inputs(wildcards):
+    """Model folder (the asset when it is built by a rule), data, MT-Bench files and judge model."""
+    if wildcards.method == "base":
+        model = model_input(wildcards)
+    else:
+        model = [eval_model_path(wildcards)]
+    inputs = {"model": model}
+    if wildcards.evaluation == "mtbench":
+        inputs["mtbench"] = ASSET_DIRS["mtbench"]
+        opts = eval_section(wildcards.experiment, "mtbench")
+        if opts.get("judge", "logprob") == "logprob":
+            judge = eval_judge_path(wildcards.experiment)
+            if judge in ASSET_DIRS.values():
+                inputs["judge"] = judge
+    else:
+        inputs["data"] = f"resources/data/{wildcards.experiment}"
+    return inputs

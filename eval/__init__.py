@@ -1,0 +1,14 @@
+"""Evaluation stage: lm-eval tasks, zero-shot CoT math and MT-Bench on any model folder.
+
+Entry points (each writes ``summary.json`` atomically into ``--out``)::
+
+    python -m eval.lmeval  --model resources/models/tiny --out /tmp/ev/lmeval  --data resources/data/denoise
+    python -m eval.math    --model resources/models/tiny --out /tmp/ev/math    --data resources/data/denoise
+    python -m eval.mtbench --model resources/models/tiny --out /tmp/ev/mtbench --data resources/mtbench \
+        --options '{"question_limit": 2, "judge_model": "resources/models/tiny"}'
+
+Run them as modules (``python -m``): ``eval/math.py`` would shadow the standard library's ``math``
+if this folder itself were put on ``sys.path``.
+"""
+
+import scalebio  # noqa: F401  (sets the offline Hugging Face defaults before any HF import)

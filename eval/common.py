@@ -1,0 +1,144 @@
+"""Shared pieces of every evaluation entry point: CLI, options, model loading, the summary file.
+
+A run folder ``--out`` holds ``config.json`` (resolved options), ``log.txt``, the evaluation's
+detailed outputs and, written last and atomically, ``summary.json`` -- the only file the report
+stage reads. A failed run leaves no ``summary.json`` (a stale one is removed first) but keeps its
+finished work (answers, cached judgments) for the next attempt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scalebio.config import as_dict, describe, from_dict
+from scalebio.runtime import AssetError, ConfigError, atomic_write_json, main_guard, setup_logging
+
+SUMMARY_KEYS = ("evaluation", "metric", "value", "stderr", "n", "model", "protocol", "comparable_to_paper")
+
+
+def load_eval_model(path: str | os.PathLike, dtype: str = "float32", device=None):
+    """Model (eval mode, KV cache on) + tokenizer; any loading failure becomes an AssetError naming the folder."""
+    import torch
+
+    from scalebio.modeling import check_tokenizer_matches, default_device, load_model, load_tokenizer
+
+    device = torch.device(device) if device is not None else default_device()
+    try:
+        tokenizer = load_tokenizer(path)
+        model = load_model(path, dtype=dtype, device=device)
+    except AssetError:
+        raise
+    except Exception as e:  # corrupt weights, unknown architecture, bad config.json ...
+        raise AssetError(
+            f"model folder '{path}' does not load ({type(e).__name__}: {e}); check that it is a complete "
+            "Hugging Face causal-LM folder (config.json, weights, tokenizer with a chat template)."
+        ) from e
+    check_tokenizer_matches(model, tokenizer, where=f"model folder '{path}': ")
+    model.eval()
+    # load_model disables the cache (training default); generation needs it.
+    model.config.use_cache = True
+    return model, tokenizer
+
+
+def options_help(cls) -> str:
+    lines = ["options (JSON object for --options):"]
+    for name, doc, default in describe(cls):
+        lines.append(f"  {name} (default {default!r}): {doc}")
+    return "\n".join(lines)
+
+
+def run_cli(
+    evaluation: str,
+    options_cls,
+    run: Callable[..., dict],
+    description: str,
+    argv: list[str] | None = None,
+    data_required: bool = True,
+) -> dict:
+    """Parse ``--model --out --data --options``, run ``run(model, out, data, opts, log)``, write the summary.
+
+    ``run`` returns the evaluation-specific part of the summary; the standard keys (model, wall time,
+    device) are added here and the file is written with an atomic rename.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python -m eval.{evaluation}",
+        description=description,
+        epilog=options_help(options_cls),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="model folder (Hugging Face format, with chat template)")
+    parser.add_argument("--out", required=True, help="run folder; summary.json is written last")
+    parser.add_argument("--data", required=data_required, default=None, help="data folder (see the description above)")
+    parser.add_argument("--options", default="{}", help="JSON object of options (see below)")
+    args = parser.parse_args(argv)
+
+    try:
+        raw = json.loads(args.options)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--options is not valid JSON ({e.msg}): {args.options!r}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--options must be a JSON object, got {args.options!r}")
+    opts = from_dict(options_cls, raw, prefix=f"eval.{evaluation}.")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "summary.json"
+    summary_path.unlink(missing_ok=True)  # a failed re-run must not leave the old summary looking current
+    log = setup_logging(out, name=f"eval.{evaluation}")
+    config = {"evaluation": evaluation, "model": args.model, "data": args.data, "options": as_dict(opts)}
+    atomic_write_json(out / "config.json", config)
+    log.info("eval.%s: model=%s data=%s options=%s", evaluation, args.model, args.data, json.dumps(as_dict(opts)))
+
+    start = time.time()
+    result = run(args.model, out, args.data, opts, log)
+    summary = {"evaluation": evaluation, **result}
+    summary.setdefault("model", str(args.model))
+    summary["wall_time_s"] = round(time.time() - start, 2)
+    summary["host"] = platform.node()
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing or not ({"grader", "judge"} & set(summary)):
+        raise RuntimeError(f"internal: summary misses {missing or 'grader/judge'}")
+    atomic_write_json(summary_path, summary)
+    log.info("summary: %s = %s (n=%s) -> %s", summary["metric"], summary["value"], summary["n"], summary_path)
+    return summary
+
+
+def cli_main(evaluation: str, options_cls, run, description: str, data_required: bool = True):
+    @main_guard
+    def main(argv: list[str] | None = None) -> dict:
+        return run_cli(evaluation, options_cls, run, description, argv, data_required)
+
+    return main
+
+
+def device_name() -> str:
+    from scalebio.modeling import default_device
+
+    return str(default_device())
+
+
+def mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and standard error of the mean (sample std / sqrt(n)); None for empty input."""
+    n = len(values)
+    if n == 0:
+        return None, None
+    m = sum(values) / n
+    if n == 1:
+        return m, None
+    var = sum((v - m) ** 2 for v in values) / (n - 1)
+    return m, (var / n) ** 0.5
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+Json = dict[str, Any]

@@ -1,0 +1,261 @@
+"""MT-Bench: FastChat answer/judgment formats, the log-prob judge, the openai judge over real local HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+
+from eval.mtbench import main
+
+FAST = {"max_new_tokens": 8, "batch_size": 4}
+
+
+def run_mtbench(model, data, out, **options):
+    return main(
+        ["--model", str(model), "--out", str(out), "--data", str(data), "--options", json.dumps({**FAST, **options})]
+    )
+
+
+def read_rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- log-prob judge
+
+
+def test_logprob_score_is_expectation_of_model_logits(tiny_model_dir, mtbench_dir):
+    """The judge's score equals sum_k k softmax(log p("{k}]]")) computed by one plain forward per k."""
+    from eval.judges import LogprobJudge, MatchSingle, judge_messages, load_judge_prompts, make_judges
+
+    judge = LogprobJudge(tiny_model_dir)
+    prompts = load_judge_prompts(mtbench_dir / "judge_prompts.jsonl")
+    question = {"question_id": 1, "category": "writing", "turns": ["Write a haiku about rain.", "Now one about sun."]}
+    answer = {"choices": [{"index": 0, "turns": ["Rain taps on the roof.", "Sun warms the field."]}]}
+    for kind, multi in (("default", False), ("default-mt", True)):
+        match = MatchSingle(question, "m", answer, make_judges(judge.name, prompts)[kind], multi_turn=multi)
+        system, user = judge_messages(match)
+        prefix = judge.prefix_text(system, user)
+        assert prefix.endswith("<|im_start|>assistant\nRating: [[")
+        assert "Rain taps on the roof." in user
+        tok, model = judge.tokenizer, judge.model
+        logps = []
+        with torch.no_grad():
+            for k in range(1, 11):
+                ids = tok(prefix + f"{k}]]", add_special_tokens=False)["input_ids"]
+                n_prefix = len(tok(prefix, add_special_tokens=False)["input_ids"])
+                logits = model(input_ids=torch.tensor([ids])).logits[0].double()
+                lsm = torch.log_softmax(logits, -1)
+                logps.append(sum(lsm[i - 1, ids[i]].item() for i in range(n_prefix, len(ids))))
+        probs = torch.softmax(torch.tensor(logps, dtype=torch.float64), 0)
+        expected = float((torch.arange(1, 11, dtype=torch.float64) * probs).sum())
+        row = judge.judge(match)
+        assert row["score"] == pytest.approx(expected, abs=1e-6)
+        assert 1.0 <= row["score"] <= 10.0
+        assert row["rating_probs"] == pytest.approx(probs.tolist(), abs=1e-5)
+        assert row["turn"] == (2 if multi else 1) and row["judge"][1] == match.judge.prompt_template["name"]
+
+
+def test_fastchat_mirrors_match_fastchat(mtbench_dir):
+    """The log-prob path avoids importing FastChat (~5 s); its copies must equal FastChat's own."""
+    import dataclasses
+
+    import fastchat.llm_judge.common as fc
+
+    from eval import judges
+
+    for ours, theirs in ((judges.Judge, fc.Judge), (judges.MatchSingle, fc.MatchSingle)):
+        assert [(f.name, f.default) for f in dataclasses.fields(ours)] == [
+            (f.name, f.default) for f in dataclasses.fields(theirs)
+        ]
+    assert judges.NEED_REF_CATS == fc.NEED_REF_CATS
+    path = str(mtbench_dir / "judge_prompts.jsonl")
+    assert judges.load_judge_prompts(path) == fc.load_judge_prompts(path)
+
+
+# ---------------------------------------------------------------- end to end, offline
+
+
+def test_mtbench_tiny_formats_summary_and_cache(tiny_model_dir, mtbench_dir, tmp_path):
+    import fastchat.llm_judge.common as fc
+
+    out = tmp_path / "mt"
+    opts = {
+        "categories": ["writing", "math"],
+        "per_category": 1,
+        "judge_model": str(tiny_model_dir),
+        "model_id": "tiny-base",
+    }
+    summary = run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
+
+    answers = fc.load_model_answers(str(out / "model_answer"))  # FastChat's own reader
+    assert set(answers) == {"tiny-base"} and set(answers["tiny-base"]) == {81, 111}
+    row = answers["tiny-base"][111]
+    assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
+    assert row["choices"][0]["index"] == 0 and len(row["choices"][0]["turns"]) == 2
+
+    jfile = out / "model_judgment" / "logprob-tiny_single.jsonl"
+    judged = fc.load_single_model_judgments(str(jfile))  # FastChat's own reader
+    assert {j[1] for j in judged} == {
+        "single-v1",
+        "single-math-v1",
+        "single-v1-multi-turn",
+        "single-math-v1-multi-turn",
+    }
+    rows = read_rows(jfile)
+    assert len(rows) == 4
+    assert {"question_id", "model", "judge", "user_prompt", "judgment", "score", "turn", "tstamp"} <= set(rows[0])
+    math_t1 = next(r for r in rows if r["question_id"] == 111 and r["turn"] == 1)
+    assert "[The Start of Reference Answer]" in math_t1["user_prompt"]  # reference-based prompt for math
+
+    on_disk = json.loads((out / "summary.json").read_text())
+    for key in ("evaluation", "metric", "value", "stderr", "n", "model", "protocol", "judge", "comparable_to_paper"):
+        assert key in on_disk
+    assert on_disk["n"] == 4 and on_disk["n_unparsed"] == 0 and on_disk["comparable_to_paper"] is False
+    assert "NOT comparable" in on_disk["note"] and "logprob" in on_disk["judge"]
+    assert set(on_disk["per_category"]) == {"writing", "math"}
+    assert on_disk["value"] == pytest.approx(sum(r["score"] for r in rows) / 4)
+    assert summary["turn1"] is not None and summary["turn2"] is not None
+
+    # Re-run with one more question: the 4 cached judgments are reused, only the new question is judged.
+    run_mtbench(tiny_model_dir, mtbench_dir, out, **{**opts, "categories": ["writing", "math", "stem"]})
+    rows2 = read_rows(jfile)
+    assert len(rows2) == 6 and rows2[:4] == rows
+    assert json.loads((out / "summary.json").read_text())["n"] == 6
+
+
+def test_question_file_with_missing_fields(tiny_model_dir, mtbench_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "mt_bench" / "reference_answer").mkdir(parents=True)
+    (data / "judge_prompts.jsonl").write_text((mtbench_dir / "judge_prompts.jsonl").read_text())
+    (data / "mt_bench" / "question.jsonl").write_text(json.dumps({"question_id": 81, "turns": ["a", "b"]}) + "\n")
+    with pytest.raises(SystemExit) as exc:
+        run_mtbench(tiny_model_dir, data, tmp_path / "out", judge_model=str(tiny_model_dir))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "question.jsonl:1" in err and "category" in err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+# ---------------------------------------------------------------- openai judge over real HTTP
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """Minimal OpenAI-compatible /v1/chat/completions endpoint recording every request."""
+
+    requests: list = []
+    reply = "The answer is helpful and correct. Rating: [[8]]"
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        payload = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": type(self).reply}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def openai_server(monkeypatch):
+    handler = type("Handler", (FakeOpenAI,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    monkeypatch.setenv("OPENAI_API_BASE", f"http://127.0.0.1:{server.server_address[1]}/v1")
+    yield handler
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_openai_judge_request_and_rating(tiny_model_dir, mtbench_dir, tmp_path, openai_server):
+    out = tmp_path / "mt"
+    opts = {
+        "judge": "openai",
+        "categories": ["writing", "math"],
+        "per_category": 1,
+        "api_max_retry": 2,
+        "api_retry_sleep": 0.0,
+    }
+    summary = run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
+    reqs = openai_server.requests
+    assert len(reqs) == 4
+    first = reqs[0]
+    assert first["path"] == "/v1/chat/completions" and first["auth"] == "Bearer sk-local-test"
+    body = first["body"]
+    assert body["model"] == "gpt-4" and body["temperature"] == 0 and body["max_tokens"] == 2048
+    prompts = {
+        json.loads(line)["name"]: json.loads(line)
+        for line in (mtbench_dir / "judge_prompts.jsonl").read_text().splitlines()
+    }
+    assert body["messages"][0] == {"role": "system", "content": prompts["single-v1"]["system_prompt"]}
+    assert body["messages"][1]["role"] == "user" and "[Question]" in body["messages"][1]["content"]
+    assert any("[The Start of Reference Answer]" in r["body"]["messages"][1]["content"] for r in reqs)
+    # FastChat's request carries exactly the prompt the log-prob judge reads.
+    from eval.judges import MatchSingle, judge_messages, load_judge_prompts, make_judges
+
+    question = json.loads((mtbench_dir / "mt_bench" / "question.jsonl").read_text().splitlines()[0])
+    answer = read_rows(next((out / "model_answer").glob("*.jsonl")))[0]
+    judge = make_judges("gpt-4", load_judge_prompts(mtbench_dir / "judge_prompts.jsonl"))["default"]
+    system, user = judge_messages(MatchSingle(question, "m", answer, judge))
+    assert body["messages"] == [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    assert summary["value"] == 8.0 and summary["n_unparsed"] == 0
+    assert summary["judge"].startswith("FastChat single-answer grading by gpt-4")
+    rows = read_rows(out / "model_judgment" / "gpt-4_single.jsonl")
+    assert all(r["score"] == 8 and r["judge"][0] == "gpt-4" for r in rows)
+
+
+def test_openai_judge_reply_without_rating_is_counted(tiny_model_dir, mtbench_dir, tmp_path, openai_server):
+    openai_server.reply = "I cannot decide."
+    out = tmp_path / "mt"
+    opts = {"judge": "openai", "question_limit": 1, "api_max_retry": 1, "api_retry_sleep": 0.0}
+    summary = run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
+    assert summary["n_unparsed"] == 2 and summary["n"] == 2 and summary["value"] is None
+    assert {(u["question_id"], u["turn"]) for u in summary["unparsed"]} == {(81, 1), (81, 2)}
+    rows = read_rows(out / "model_judgment" / "gpt-4_single.jsonl")
+    assert [r["score"] for r in rows] == [-1, -1] and rows[0]["judgment"] == "I cannot decide."
+
+
+def test_openai_judge_unreachable_keeps_answers(tiny_model_dir, mtbench_dir, tmp_path, monkeypatch, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    monkeypatch.setenv("OPENAI_API_BASE", f"http://127.0.0.1:{port}/v1")
+    out = tmp_path / "mt"
+    opts = {"judge": "openai", "question_limit": 1, "api_max_retry": 2, "api_retry_sleep": 0.0}
+    with pytest.raises(SystemExit) as exc:
+        run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "gave no reply after 2 attempts" in err and f"127.0.0.1:{port}" in err
+    assert not (out / "summary.json").exists()
+    answers = read_rows(next((out / "model_answer").glob("*.jsonl")))
+    assert len(answers) == 1 and answers[0]["question_id"] == 81
+
+
+def test_openai_judge_needs_key(tiny_model_dir, mtbench_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(SystemExit):
+        run_mtbench(tiny_model_dir, mtbench_dir, tmp_path / "mt", judge="openai", question_limit=1)
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
