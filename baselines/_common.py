@@ -1,0 +1,197 @@
+"""Shared plumbing of the trained baselines (LESS, reference-model sampling, DoReMi).
+
+Loading and checking the pool *before* any model is built, the run folder (``config.json``,
+``log.txt``, ``metrics.json``), batched per-example losses with a token count, and a wrapper
+around ``scalebio.training.train_sft`` that reports the tokens it trained on. Model loading,
+tokenisation, masking and losses come from ``scalebio.modeling`` / ``scalebio.data``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from scalebio.config import as_dict
+from scalebio.data import Source, collate, load_sources, load_split, read_jsonl
+from scalebio.modeling import IGNORE_INDEX, per_example_loss
+from scalebio.runtime import ConfigError, DataError, atomic_write_json, setup_logging
+from scalebio.selection import MethodInputs, write_selection
+from scalebio.training import SFTArgs, train_sft
+
+
+@dataclass
+class Pool:
+    """The tokenised training pool (flattened, with the source index per example) and validation set."""
+
+    sources: list[Source]
+    examples: list[dict]
+    """Every training example: ``input_ids``, ``labels``, ``id`` and ``source`` (index into ``sources``)."""
+    validation: list[dict]
+    validation_records: list[dict] = field(default_factory=list)
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+
+def n_tokens(examples: list[dict]) -> int:
+    """Tokens a forward pass over ``examples`` processes (padding excluded)."""
+    return sum(len(e["input_ids"]) for e in examples)
+
+
+def load_pool(inputs: MethodInputs, tokenizer, max_length: int, method: str, need_validation: bool = True) -> Pool:
+    """Read, tokenise and check the pool; every bad-input error is raised here, before training.
+
+    Raises on: budget larger than the pool, an empty source or one without response tokens
+    (``load_sources``), a missing/empty validation set or one with no response tokens.
+    """
+    if inputs.budget <= 0:
+        raise ConfigError(f"{method}: budget must be positive, got {inputs.budget}")
+    sources = load_sources(inputs.sources, tokenizer, max_length)
+    examples = []
+    for k, src in enumerate(sources):
+        for ex in src.examples:
+            examples.append(dict(ex, source=k))
+    if inputs.budget > len(examples):
+        sizes = {s.name: len(s) for s in sources}
+        raise ConfigError(
+            f"{method}: budget {inputs.budget} is larger than the pool ({len(examples)} examples in "
+            f"{inputs.data_dir}/sources: {sizes}); lower the experiment's budget or add data"
+        )
+    validation, records = [], []
+    if need_validation:
+        validation = load_split(inputs.validation, tokenizer, max_length, what="validation set")
+        records = read_jsonl(inputs.validation)
+        usable = [e for e in validation if any(t != IGNORE_INDEX for t in e["labels"])]
+        if len(usable) < len(validation):
+            logging.getLogger("scalebio").warning(
+                "%d validation examples have no response tokens within max_length=%d and are dropped",
+                len(validation) - len(usable),
+                max_length,
+            )
+        keep = {e["id"] for e in usable}
+        validation = usable
+        records = [r for r in records if r["id"] in keep]
+    return Pool(sources=sources, examples=examples, validation=validation, validation_records=records)
+
+
+class Run:
+    """A run folder: ``log.txt``, ``config.json`` (written at start), ``metrics.json`` (at the end)."""
+
+    def __init__(self, inputs: MethodInputs, method: str, opts) -> None:
+        self.inputs, self.method, self.opts = inputs, method, opts
+        self.out = Path(inputs.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log = setup_logging(self.out, name=f"baselines.{method}")
+        self.t0 = time.time()
+        self.tokens: dict[str, int] = {}
+        self.config = {
+            "method": method,
+            "data_dir": str(inputs.data_dir),
+            "model": str(inputs.model),
+            "budget": inputs.budget,
+            "seed": inputs.seed,
+            "options": as_dict(opts),
+        }
+        atomic_write_json(self.out / "config.json", self.config)
+        self.log.info("%s: %s", method, self.config)
+
+    def count(self, phase: str, tokens: int) -> None:
+        self.tokens[phase] = self.tokens.get(phase, 0) + int(tokens)
+
+    def finish(self, *, weights=None, examples=None, metrics: dict | None = None) -> Path:
+        wall = time.time() - self.t0
+        total = sum(self.tokens.values())
+        metrics = {"wall_time_s": round(wall, 3), "tokens": total, "tokens_by_phase": self.tokens, **(metrics or {})}
+        atomic_write_json(self.out / "metrics.json", metrics)
+        self.log.info("done in %.1f s, %d tokens processed", wall, total)
+        return write_selection(
+            self.inputs,
+            self.method,
+            weights=weights,
+            examples=examples,
+            config=as_dict(self.opts),
+            wall_time_s=wall,
+            tokens=total,
+            extra={"metrics": {k: v for k, v in metrics.items() if k not in ("wall_time_s", "tokens")}},
+        )
+
+
+def batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@torch.no_grad()
+def example_losses(model, examples: list[dict], pad_id: int, batch_size: int, desc: str) -> torch.Tensor:
+    """Mean response-token loss of each example (``per_example_loss``), in order, as a CPU tensor."""
+    model.eval()
+    device = next(model.parameters()).device
+    # Batches of similar length waste little compute on padding; results go back to input order.
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    out = torch.empty(len(examples))
+    for idx in tqdm(list(batches(order, batch_size)), desc=desc, unit="batch"):
+        chunk = [examples[i] for i in idx]
+        batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items() if k != "source"}
+        loss, _ = per_example_loss(model, batch)
+        out[idx] = loss.float().cpu()
+    return out
+
+
+def sft_args(opts, seed: int, **override) -> SFTArgs:
+    """``SFTArgs`` from an options object's training fields (same names), plus token counting."""
+    names = (
+        "learning_rate",
+        "epochs",
+        "max_steps",
+        "global_batch_size",
+        "micro_batch_size",
+        "lr_scheduler",
+        "warmup_ratio",
+        "weight_decay",
+    )
+    kw = {n: getattr(opts, n) for n in names if hasattr(opts, n)}
+    kw.update(override)
+    kw["extra"] = {"include_num_input_tokens_seen": "non_padding", "save_only_model": True, **kw.get("extra", {})}
+    return SFTArgs(seed=seed, logging_steps=1, **kw)
+
+
+def train(run: Run, phase: str, model, tokenizer, examples: list[dict], args: SFTArgs, callbacks=None) -> list[dict]:
+    """``train_sft`` in a scratch folder of the run (removed after); counts the tokens trained on."""
+    if not examples:
+        raise DataError(f"{run.method}: no examples to train the {phase} on")
+    scratch = run.out / f"trainer-{phase}"
+    run.log.info("%s: training on %d examples (%s)", phase, len(examples), args)
+    try:
+        history = train_sft(model, tokenizer, examples, args, str(scratch), callbacks=callbacks)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    seen = max((h.get("num_input_tokens_seen", 0) for h in history), default=0)
+    run.count(phase, seen)
+    losses = [h["loss"] for h in history if "loss" in h]
+    if losses:
+        run.log.info("%s: loss %.4f -> %.4f over %d logged steps", phase, losses[0], losses[-1], len(losses))
+    return history
+
+
+def top_n(scores: torch.Tensor, n: int) -> list[int]:
+    """Indices of the ``n`` largest scores (ties broken by index, so the result is deterministic)."""
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    return order[:n]
+
+
+def as_examples(pool: Pool, indices: list[int]) -> list[dict]:
+    return [{"source": pool.source_names[pool.examples[i]["source"]], "id": pool.examples[i]["id"]} for i in indices]
+
+
+def source_counts(pool: Pool, indices: list[int]) -> dict[str, int]:
+    counts = dict.fromkeys(pool.source_names, 0)
+    for i in indices:
+        counts[pool.source_names[pool.examples[i]["source"]]] += 1
+    return counts
