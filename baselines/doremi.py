@@ -11,7 +11,7 @@
 The paper's constants are η = 1, c = 1e-3. DoReMi has no validation target, so the validation set
 is not used.
 
-    python -m baselines select --method doremi --data resources/data/denoise \
+    python -m baselines select --method doremi --data results/denoise/data \
         --model resources/models/tiny --out results/demo/doremi --budget 64 \
         --options '{"reference_steps": 40, "proxy_steps": 40, "batch_size": 10, "learning_rate": 1e-3}'
 """

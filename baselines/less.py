@@ -15,7 +15,7 @@
    (the ``topic`` prefix before "/", one task if absent), then the max (or mean) over subtasks;
    summed over checkpoints weighted by that epoch's average learning rate. Top N are selected.
 
-    python -m baselines select --method less --data resources/data/denoise \
+    python -m baselines select --method less --data results/denoise/data \
         --model resources/models/tiny --out results/demo/less --budget 64 \
         --options '{"warmup_fraction": 0.25, "learning_rate": 3e-3, "global_batch_size": 8,
                     "lora_r": 8, "lora_alpha": 16, "projection_dim": 256, "max_length": 128}'

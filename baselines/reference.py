@@ -9,7 +9,7 @@ validation/target set (the reference), score every pool example by its excess lo
 and keep the N highest (or sample N without replacement with probability ∝ softmax(score / T)).
 Examples the reference finds much easier than the base model looks like the target data.
 
-    python -m baselines select --method reference --data resources/data/denoise \
+    python -m baselines select --method reference --data results/denoise/data \
         --model resources/models/tiny --out results/demo/reference --budget 64 \
         --options '{"learning_rate": 1e-3, "epochs": 10, "global_batch_size": 8, "max_length": 128}'
 """

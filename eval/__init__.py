@@ -2,8 +2,8 @@
 
 Entry points (each writes ``summary.json`` atomically into ``--out``)::
 
-    python -m eval.lmeval  --model resources/models/tiny --out /tmp/ev/lmeval  --data resources/data/denoise
-    python -m eval.math    --model resources/models/tiny --out /tmp/ev/math    --data resources/data/denoise
+    python -m eval.lmeval  --model resources/models/tiny --out /tmp/ev/lmeval  --data results/denoise/data
+    python -m eval.math    --model resources/models/tiny --out /tmp/ev/math    --data results/denoise/data
     python -m eval.mtbench --model resources/models/tiny --out /tmp/ev/mtbench --data resources/mtbench \
         --options '{"question_limit": 2, "judge_model": "resources/models/tiny"}'
 

@@ -8,7 +8,7 @@ Two kinds of tasks:
   ``eval/tasks/``; each run writes a derived JSONL and the filled YAMLs (absolute paths) into
   ``<out>/tasks/`` and loads them with ``TaskManager(include_path=<out>/tasks)``.
 
-    python -m eval.lmeval --model resources/models/tiny --out /tmp/ev/lmeval --data resources/data/denoise \
+    python -m eval.lmeval --model resources/models/tiny --out /tmp/ev/lmeval --data results/denoise/data \
         --options '{"limit": 8}'
 
 Outputs: ``lmeval_results.json`` (lm-eval's full results: configs, versions, n-shot, stderr),

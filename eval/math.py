@@ -6,7 +6,7 @@ text after "the answer is", else the last number; it is graded against the gold 
 ``math_verify.verify(parse(gold), parse(pred))`` (gold first). Per-question records go to
 ``predictions.jsonl``.
 
-    python -m eval.math --model resources/models/tiny --out /tmp/ev/math --data resources/data/denoise \
+    python -m eval.math --model resources/models/tiny --out /tmp/ev/math --data results/denoise/data \
         --options '{"limit": 8, "max_new_tokens": 64}'
 
 Datasets: ``local`` = the experiment's ``test.jsonl`` (``prompt`` + ``answer``); ``gsm8k`` / ``math``

@@ -1,7 +1,7 @@
 """Build the SFT training set from any method's ``selection.json`` (method notes §10, stage B).
 
     python -m scalebio.mixture --selection results/ci/denoise/tiny/uniform/selection.json \\
-        --data resources/data/denoise --out results/ci/denoise/tiny/uniform/sft_data --budget 24
+        --data results/denoise/data --out results/ci/denoise/tiny/uniform/sft_data --budget 24
 
 - ``kind: weights``: n_k = N * p_k per source with largest-remainder rounding (sizes sum to N
   exactly; the official code truncates with ``int`` and tops up with duplicates), drawn without

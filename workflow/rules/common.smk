@@ -199,5 +199,5 @@ def eval_inputs(wildcards):
             if judge in ASSET_DIRS.values():
                 inputs["judge"] = judge
     else:
-        inputs["data"] = f"resources/data/{wildcards.experiment}"
+        inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
     return inputs

@@ -3,7 +3,7 @@
 
 rule data:
     output:
-        directory("resources/data/{experiment}"),
+        directory(f"{RESULTS}/{{experiment}}/data"),
     log:
         "logs/data/{experiment}.log",
     conda:

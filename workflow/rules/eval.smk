@@ -23,7 +23,7 @@ rule evaluate:
         data=lambda w: (
             ASSET_DIRS["mtbench"]
             if w.evaluation == "mtbench"
-            else f"resources/data/{w.experiment}"
+            else f"{RESULTS}/{w.experiment}/data"
         ),
         options=lambda w: json.dumps(
             eval_options(w.experiment, w.evaluation, w.model, w.method)

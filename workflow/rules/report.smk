@@ -3,7 +3,7 @@
 
 rule report_tables:
     input:
-        data="resources/data/{experiment}",
+        data=f"{RESULTS}/{{experiment}}/data",
         runs=lambda w: report_inputs(w.experiment),
     output:
         weights=report(

@@ -3,7 +3,7 @@
 
 rule select:
     input:
-        data="resources/data/{experiment}",
+        data=f"{RESULTS}/{{experiment}}/data",
         model=model_input,
     output:
         f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/selection.json",

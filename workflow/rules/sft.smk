@@ -4,7 +4,7 @@
 rule sft_set:
     input:
         selection=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/selection.json",
-        data="resources/data/{experiment}",
+        data=f"{RESULTS}/{{experiment}}/data",
     output:
         train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/train.jsonl",
         manifest=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/manifest.json",

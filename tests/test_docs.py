@@ -1,0 +1,34 @@
+"""Documentation that must not drift: the config option reference and the README's first screen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_config_readme_option_reference_is_generated_from_the_code():
+    r = subprocess.run([sys.executable, "-m", "scalebio.docs", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_config_readme_documents_every_schema_key():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    text = (ROOT / "config/README.md").read_text()
+    for key in schema["properties"]:
+        assert f"`{key}" in text, f"config/README.md does not document top-level key '{key}'"
+    exp = schema["properties"]["experiments"]["additionalProperties"]["properties"]
+    for key in exp:
+        assert f"`{key}`" in text, f"config/README.md does not document experiments.<name>.{key}"
+
+
+def test_readme_first_screen_has_the_two_commands():
+    first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:25])
+    assert "make reproduce" in first_screen and "make test" in first_screen
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\nreproduce: setup" in makefile and "\ntest: setup" in makefile
+    assert (ROOT / ".ci/run").read_text().strip().endswith("make test")
