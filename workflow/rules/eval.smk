@@ -3,7 +3,7 @@
 
 
 wildcard_constraints:
-    evaluation="lmeval|math|mtbench",
+    evaluation="lmeval|math|mtbench|testloss",
 
 
 rule evaluate:

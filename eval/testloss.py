@@ -1,0 +1,80 @@
+"""Held-out loss: mean response-token cross-entropy of a model on the experiment's ``test.jsonl``.
+
+    python -m eval.testloss --model DIR --out DIR --data results/denoise/data [--options JSON]
+
+The cheapest downstream measure and the only informative one for the random-initialised tiny model
+(whose generations cannot be graded): a model fine-tuned on cleaner / more target-like data reaches a
+lower loss on the clean, target-domain test set. Per-example losses use the same code as training
+(``scalebio.modeling.per_example_loss``: mean over response tokens, chat template, response masking).
+Lower is better; the summary also gives the perplexity exp(loss).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval.common import cli_main, load_eval_model, mean_stderr
+from scalebio.runtime import ConfigError, write_jsonl
+
+
+@dataclass
+class TestlossOptions:
+    """Options of the held-out loss evaluation."""
+
+    limit: int = 0
+    """Score only the first this many test examples (0: all)."""
+    batch_size: int = 16
+    """Examples per forward pass."""
+    max_length: int = 1024
+    """Token limit per example (as in training)."""
+    dtype: str = "float32"
+    """Dtype the model is loaded in."""
+
+    def validate(self) -> None:
+        if self.limit < 0 or self.batch_size < 1 or self.max_length < 8:
+            raise ConfigError("eval.testloss: limit >= 0, batch_size >= 1 and max_length >= 8 are required")
+
+
+def run(model_path: str, out: Path, data_dir: str | None, opts: TestlossOptions, log) -> dict:
+    import torch
+
+    from scalebio.data import collate, load_split
+    from scalebio.modeling import per_example_loss
+
+    model, tok = load_eval_model(model_path, dtype=opts.dtype)
+    examples = load_split(Path(data_dir) / "test.jsonl", tok, opts.max_length, what="test set")
+    if opts.limit:
+        examples = examples[: opts.limit]
+    device = next(model.parameters()).device
+    losses, rows = [], []
+    with torch.no_grad():
+        for i in range(0, len(examples), opts.batch_size):
+            chunk = examples[i : i + opts.batch_size]
+            batch = {k: v.to(device) for k, v in collate(chunk, tok.pad_token_id).items()}
+            loss, n = per_example_loss(model, batch)
+            for ex, lo, nt in zip(chunk, loss.tolist(), n.tolist()):
+                if nt > 0:
+                    losses.append(lo)
+                rows.append({"id": ex["id"], "loss": lo, "response_tokens": nt})
+    write_jsonl(out / "losses.jsonl", rows)
+    mean, stderr = mean_stderr(losses)
+    log.info("test loss %.4f over %d examples", mean, len(losses))
+    return {
+        "metric": "test_loss",
+        "value": mean,
+        "stderr": stderr,
+        "n": len(losses),
+        "perplexity": math.exp(mean) if mean is not None else None,
+        "higher_is_better": False,
+        "protocol": "mean response-token cross-entropy on the experiment's test.jsonl (chat template, response-only)",
+        "grader": "scalebio.modeling.per_example_loss",
+        "comparable_to_paper": False,
+    }
+
+
+main = cli_main("testloss", TestlossOptions, run, __doc__.split("\n\n")[0])
+
+if __name__ == "__main__":
+    main()
