@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from baselines.registry import METHODS, resolve
+from scalebio.config import parse_json_object
 from scalebio.runtime import ConfigError, main_guard
 from scalebio.selection import SELECTION_FILE, MethodInputs
 
@@ -29,10 +29,7 @@ def main(argv=None) -> None:
     if a.cmd == "list":
         print("\n".join(sorted(METHODS)))
         return
-    try:
-        options = json.loads(a.options)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--options is not a JSON object: {e.msg}") from None
+    options = parse_json_object(a.options)
     if a.budget <= 0:
         raise ConfigError(f"budget must be positive, got {a.budget}")
     fn = resolve(a.method, a.module)

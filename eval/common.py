@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scalebio.config import as_dict, describe, from_dict
-from scalebio.runtime import AssetError, ConfigError, atomic_write_json, main_guard, setup_logging
+from scalebio.config import as_dict, describe, from_dict, parse_json_object
+from scalebio.runtime import AssetError, atomic_write_json, main_guard, setup_logging
 
 SUMMARY_KEYS = ("evaluation", "metric", "value", "stderr", "n", "model", "protocol", "comparable_to_paper")
 
@@ -80,13 +80,7 @@ def run_cli(
     parser.add_argument("--options", default="{}", help="JSON object of options (see below)")
     args = parser.parse_args(argv)
 
-    try:
-        raw = json.loads(args.options)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--options is not valid JSON ({e.msg}): {args.options!r}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"--options must be a JSON object, got {args.options!r}")
-    opts = from_dict(options_cls, raw, prefix=f"eval.{evaluation}.")
+    opts = from_dict(options_cls, parse_json_object(args.options), prefix=f"eval.{evaluation}.")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

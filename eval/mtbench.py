@@ -28,6 +28,7 @@ from typing import Literal
 from tqdm.auto import tqdm
 
 from eval.common import cli_main, device_name, load_eval_model, mean_stderr
+from scalebio.data import read_jsonl
 from scalebio.runtime import ConfigError, DataError, atomic_write_json, write_jsonl
 
 DEFAULT_JUDGE_MODEL = "resources/models/smollm2-135m-instruct"
@@ -83,19 +84,7 @@ class MtbenchOptions:
 def _read_jsonl(path: Path, required: tuple[str, ...], what: str) -> list[dict]:
     if not path.exists():
         raise DataError(f"{what} file '{path}' does not exist; build it with `snakemake --cores all mtbench_data`")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        missing = [k for k in required if k not in row]
-        if missing:
-            raise DataError(f"{path}:{i}: {what} row lacks field(s) {missing} (has {sorted(row)})")
-        rows.append(row)
-    return rows
+    return read_jsonl(path, required=required, what=f"{what} row", add_ids=False)
 
 
 def load_questions(path: Path) -> list[dict]:

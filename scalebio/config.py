@@ -77,6 +77,19 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
     return obj
 
 
+def parse_json_object(text: str, flag: str = "--options") -> dict:
+    """Parse a command-line JSON object (``--options '{...}'``) or raise a ConfigError naming the flag."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag} is not valid JSON ({e.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object, got {text!r}")
+    return value
+
+
 def as_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 

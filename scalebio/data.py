@@ -35,7 +35,13 @@ SHAREGPT_ROLES = {
 }
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
+def read_jsonl(
+    path: str | os.PathLike, required: tuple[str, ...] = (), what: str = "", add_ids: bool = True
+) -> list[dict]:
+    """Rows of a JSONL file; errors name the file and line. ``required`` fields must be present.
+
+    With ``add_ids`` every row gets a string ``id`` (its 0-based line index if the file has none).
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file '{path}' does not exist")
@@ -50,8 +56,12 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{i}: each line must be a JSON object")
-            row.setdefault("id", str(i - 1))
-            row["id"] = str(row["id"])
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise DataError(f"{path}:{i}: {what or 'row'} lacks field(s) {missing} (has {sorted(row)})")
+            if add_ids:
+                row.setdefault("id", str(i - 1))
+                row["id"] = str(row["id"])
             rows.append(row)
     return rows
 

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalebio.config import as_dict, describe, from_dict
+from scalebio.config import as_dict, describe, from_dict, parse_json_object
 from scalebio.runtime import (
     ConfigError,
     DataError,
@@ -351,13 +351,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="data order and initialisation seed")
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    try:
-        options = json.loads(a.options)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--options is not a JSON object: {e.msg}") from None
-    if not isinstance(options, dict):
-        raise ConfigError(f"--options must be a JSON object, got {a.options!r}")
-    finetune(a.train, a.model, a.out, options, seed=a.seed)
+    finetune(a.train, a.model, a.out, parse_json_object(a.options), seed=a.seed)
 
 
 if __name__ == "__main__":
