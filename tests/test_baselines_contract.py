@@ -74,6 +74,8 @@ def test_toy_method_runs_through_the_workflow(tiny_model_dir, tmp_path):
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pkg), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    # the workflow's jobs run `python -m ...`: the interpreter running the tests must come first on PATH
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     targets = [f"results/denoise/tiny/{m}/selection.json" for m in ("uniform", "toy")]
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile")]
     cmd += ["--directory", str(work), "--cores", "2", "--configfile", str(config_file)]  # (nargs+ option last)
