@@ -221,7 +221,7 @@ def _check_claim(card: dict, comp: dict[str, float], model: str) -> dict:
             "measure": "Spearman(noise, weight)",
             "value": rho,
             "threshold": "<= -0.9",
-            "status": "✓" if rho <= -0.9 else "✗",
+            "status": "✓" if rho <= -0.9 + 1e-9 else "✗",  # one swapped pair of 5 is exactly -0.9
         }
     targets = card.get("targets") or []
     share = sum(comp.get(t, 0.0) for t in targets)
