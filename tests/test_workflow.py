@@ -115,5 +115,8 @@ def test_ci_config_runs_the_whole_dag_end_to_end(tmp_path):
         assert "value" in json.loads(summary.read_text())
     for model_dir in results.glob("*/*/*/model"):
         assert (model_dir / "config.json").exists()
+    for name in ["weights.csv", "downstream.csv", "cost.csv", "claims.csv", "weights.png", "trajectory.png"]:
+        assert (results / "denoise" / "report" / name).exists(), f"report output {name} missing"
+    assert "scalebio" in (results / "denoise" / "report" / "weights.csv").read_text()
     print(f"ci DAG: {elapsed:.0f} s")
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
