@@ -70,7 +70,9 @@ def test_theta_gradient_equals_closed_form(tiny_model_dir, denoise_data_dir):
         expected = alpha * p * (present.double() * e - (p * e)[present].sum())
     assert e[present].abs().min() > 1e-4  # the check is not vacuous
     assert grad[~present].abs().min() > 0  # absent sources move too
-    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-7)
+    # Float precision: the model losses are fp32 (ℓ ≈ 8, ulp ≈ 1e-6) and their summation order depends on the thread
+    # count, so each e_k carries ~1e-6 absolute error; α·p·1e-6 bounds the gradient's (≈1e-2) error by ~1e-5.
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=2e-5)
 
 
 def test_nan_loss_stops_before_any_update(tiny_model_dir, denoise_data_dir):
