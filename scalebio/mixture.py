@@ -20,7 +20,6 @@ Every check runs before anything is written, so bad input leaves no files.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -28,7 +27,16 @@ import random
 from pathlib import Path
 
 from scalebio.data import list_sources, read_jsonl
-from scalebio.runtime import ConfigError, DataError, config_hash, file_sha256, main_guard, setup_logging
+from scalebio.runtime import (
+    ConfigError,
+    DataError,
+    atomic_write_json,
+    config_hash,
+    file_sha256,
+    main_guard,
+    setup_logging,
+    write_jsonl,
+)
 from scalebio.selection import pool_info, read_selection
 
 log = logging.getLogger("scalebio.mixture")
@@ -224,21 +232,10 @@ def build_sft_set(
 
 
 def _write_pair(out_dir: Path, rows: list[dict], manifest: dict) -> None:
-    """Write both files to temporary names, then rename (the manifest last: it marks completion)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_train = out_dir / f".{TRAIN_FILE}.tmp-{os.getpid()}"
-    tmp_manifest = out_dir / f".{MANIFEST_FILE}.tmp-{os.getpid()}"
-    try:
-        with open(tmp_train, "w") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        manifest["train_sha256"] = file_sha256(tmp_train)
-        tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(tmp_train, out_dir / TRAIN_FILE)
-        os.replace(tmp_manifest, out_dir / MANIFEST_FILE)
-    finally:
-        tmp_train.unlink(missing_ok=True)
-        tmp_manifest.unlink(missing_ok=True)
+    """Write both files atomically, the manifest last: it marks completion."""
+    write_jsonl(out_dir / TRAIN_FILE, rows)
+    manifest["train_sha256"] = file_sha256(out_dir / TRAIN_FILE)
+    atomic_write_json(out_dir / MANIFEST_FILE, manifest)
 
 
 @main_guard
