@@ -1,9 +1,9 @@
-"""Shared plumbing of the trained baselines (LESS, reference-model sampling, DoReMi).
+"""Shared plumbing of the trained baselines (LESS, RHO-LOSS, DoReMi).
 
 Loading and checking the pool *before* any model is built, the run folder (``config.json``,
-``log.txt``, ``metrics.json``), batched per-example losses with a token count, and a wrapper
-around ``scalebio.training.train_sft`` that reports the tokens it trained on. Model loading,
-tokenisation, masking and losses come from ``scalebio.modeling`` / ``scalebio.data``.
+``log.txt``, ``metrics.json``), batched per-example losses with a token count, and ``Run.train``:
+``scalebio.common.training.train_sft`` in a scratch folder, reporting the tokens it trained on. Model
+loading, tokenisation, masking, losses and the SFT config come from ``scalebio.common``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from scalebio.config import as_dict
-from scalebio.data import Source, collate, load_sources, load_split, read_jsonl
-from scalebio.modeling import IGNORE_INDEX, per_example_loss
-from scalebio.runtime import ConfigError, DataError, atomic_write_json, setup_logging
-from scalebio.selection import MethodInputs, write_selection
-from scalebio.training import SFTArgs, train_sft
+from scalebio.common.config import as_dict, from_dict
+from scalebio.common.data import Source, collate, load_sources, load_split, read_jsonl
+from scalebio.common.modeling import IGNORE_INDEX, load_tokenizer, per_example_loss
+from scalebio.common.runtime import ConfigError, DataError, atomic_write_json, seed_everything, setup_logging
+from scalebio.common.selection import MethodInputs, write_selection
+from scalebio.common.training import SFTConfig, train_sft
 
 
 @dataclass
@@ -79,6 +79,20 @@ def load_pool(inputs: MethodInputs, tokenizer, max_length: int, method: str, nee
         validation = usable
         records = [r for r in records if r["id"] in keep]
     return Pool(sources=sources, examples=examples, validation=validation, validation_records=records)
+
+
+def open_run(inputs: MethodInputs, method: str, options_cls, max_length, need_validation: bool = True):
+    """The opening of every trained baseline: typed options, the run folder, seeds, tokenizer, the checked pool.
+
+    ``max_length``: a function of the options giving the token limit (e.g. ``lambda o: o.warmup.max_length``).
+    Returns ``(opts, run, tokenizer, pool)``; every bad-input error is raised here, before any training.
+    """
+    opts = from_dict(options_cls, inputs.options, prefix=f"methods.{method}.")
+    run = Run(inputs, method, opts)
+    seed_everything(inputs.seed)
+    tokenizer = load_tokenizer(inputs.model)
+    pool = load_pool(inputs, tokenizer, max_length(opts), method, need_validation)
+    return opts, run, tokenizer, pool
 
 
 class Run:
@@ -144,32 +158,15 @@ def example_losses(model, examples: list[dict], pad_id: int, batch_size: int, de
     return out
 
 
-def sft_args(opts, seed: int, **override) -> SFTArgs:
-    """``SFTArgs`` from an options object's training fields (same names), plus token counting."""
-    names = (
-        "learning_rate",
-        "epochs",
-        "max_steps",
-        "global_batch_size",
-        "micro_batch_size",
-        "lr_scheduler",
-        "warmup_ratio",
-        "weight_decay",
-    )
-    kw = {n: getattr(opts, n) for n in names if hasattr(opts, n)}
-    kw.update(override)
-    kw["extra"] = {"include_num_input_tokens_seen": "non_padding", "save_only_model": True, **kw.get("extra", {})}
-    return SFTArgs(seed=seed, logging_steps=1, **kw)
-
-
-def train(run: Run, phase: str, model, tokenizer, examples: list[dict], args: SFTArgs, callbacks=None) -> list[dict]:
+def train(run: Run, phase: str, model, tokenizer, examples: list[dict], cfg: SFTConfig, callbacks=None, **extra):
     """``train_sft`` in a scratch folder of the run (removed after); counts the tokens trained on."""
     if not examples:
         raise DataError(f"{run.method}: no examples to train the {phase} on")
     scratch = run.out / f"trainer-{phase}"
-    run.log.info("%s: training on %d examples (%s)", phase, len(examples), args)
+    run.log.info("%s: training on %d examples (%s)", phase, len(examples), cfg)
+    extra = {"include_num_input_tokens_seen": "non_padding", "save_only_model": True, **extra}
     try:
-        history = train_sft(model, tokenizer, examples, args, str(scratch), callbacks=callbacks)
+        history = train_sft(model, tokenizer, examples, cfg, str(scratch), run.inputs.seed, callbacks, **extra)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     seen = max((h.get("num_input_tokens_seen", 0) for h in history), default=0)

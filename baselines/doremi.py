@@ -13,66 +13,56 @@ is not used.
 
     python -m baselines select --method doremi --data results/denoise/data \
         --model resources/models/tiny --out results/demo/doremi --budget 64 \
-        --options '{"reference_steps": 40, "proxy_steps": 40, "batch_size": 10, "learning_rate": 1e-3}'
+        --options '{"train": {"max_steps": 40, "global_batch_size": 10, "micro_batch_size": 10, "learning_rate": 1e-3}}'
 """
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from baselines._common import Run, load_pool, n_tokens, sft_args, train
-from scalebio.config import from_dict
-from scalebio.data import collate
-from scalebio.modeling import DTYPES, check_tokenizer_matches, load_model, load_tokenizer, token_losses
-from scalebio.runtime import ConfigError, atomic_write_json, seed_everything
-from scalebio.selection import MethodInputs
+from baselines._common import n_tokens, open_run, train
+from scalebio.common.data import collate
+from scalebio.common.modeling import check_tokenizer_matches, load_model, token_losses
+from scalebio.common.runtime import ConfigError, atomic_write_json
+from scalebio.common.selection import MethodInputs
+from scalebio.common.training import SFTConfig
+
+
+def _train_default() -> SFTConfig:
+    return SFTConfig(learning_rate=1e-4, max_steps=200, global_batch_size=32, micro_batch_size=8)
 
 
 @dataclass
-class DoremiOptions:
+class Options:
     """Options of DoReMi (``methods.doremi``)."""
 
-    reference_steps: int = 200
-    """Optimizer steps of the reference model on uniformly weighted domains."""
-    proxy_steps: int = 200
-    """Group-DRO steps of the proxy model (the output averages α over them)."""
-    batch_size: int = 32
-    """Examples per step (split equally across domains; rounded up to a multiple of the domain count)."""
-    micro_batch_size: int = 8
-    """Examples per forward pass of the reference training."""
-    learning_rate: float = 1e-4
-    """AdamW learning rate of the reference and the proxy."""
-    lr_scheduler: str = "cosine"
-    """Learning-rate schedule of the reference training (the proxy uses a constant rate)."""
-    warmup_ratio: float = 0.03
-    """Warm-up fraction of the reference training."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
+    train: SFTConfig = field(default_factory=_train_default)
+    """Training of the reference model (``SFTConfig``: ``max_steps`` steps of ``global_batch_size`` examples, split
+    equally across domains and rounded up to a multiple of the domain count). The Group-DRO proxy uses the same
+    batch, learning rate (constant), weight decay, ``max_length`` and ``dtype``."""
+    proxy_steps: int = 0
+    """Group-DRO steps of the proxy (the output averages α over them); 0 = ``train.max_steps``."""
     eta: float = 1.0
     """Step size η of the exponentiated-gradient update of α (paper: 1)."""
     smoothing: float = 1e-3
     """Mixing c of α with the uniform distribution (paper: 1e-3)."""
-    max_length: int = 1024
-    """Token limit per example."""
-    dtype: str = "float32"
-    """Model dtype of the reference and the proxy."""
 
     def validate(self) -> None:
         p = "methods.doremi."
-        for name in ("reference_steps", "proxy_steps", "batch_size", "micro_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{p}{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0 or self.eta <= 0:
-            raise ConfigError(f"{p}learning_rate and eta must be positive")
+        if self.train.max_steps < 1:
+            raise ConfigError(f"{p}train.max_steps must be set (>= 1): DoReMi runs a fixed number of steps")
+        if self.proxy_steps < 0:
+            raise ConfigError(f"{p}proxy_steps must be >= 0, got {self.proxy_steps}")
+        if self.eta <= 0:
+            raise ConfigError(f"{p}eta must be positive")
         if not 0 <= self.smoothing <= 1:
             raise ConfigError(f"{p}smoothing must be in [0, 1], got {self.smoothing}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"{p}dtype must be one of {sorted(DTYPES)}, got '{self.dtype}'")
 
 
 def update_weights(alpha: torch.Tensor, excess: torch.Tensor, eta: float, smoothing: float) -> torch.Tensor:
@@ -108,34 +98,35 @@ def balanced_batches(by_domain: list[list[int]], per_domain: int, steps: int, rn
 
 
 def select(inputs: MethodInputs) -> Path:
-    opts = from_dict(DoremiOptions, inputs.options, prefix="methods.doremi.")
-    run = Run(inputs, "doremi", opts)
-    seed_everything(inputs.seed)
-    tokenizer = load_tokenizer(inputs.model)
-    pool = load_pool(inputs, tokenizer, opts.max_length, "doremi", need_validation=False)
+    opts, run, tokenizer, pool = open_run(
+        inputs, "doremi", Options, lambda o: o.train.max_length, need_validation=False
+    )
+    tc = opts.train
     k = len(pool.sources)
-    per_domain = -(-opts.batch_size // k)
+    per_domain = -(-tc.global_batch_size // k)
     by_domain = [[i for i, e in enumerate(pool.examples) if e["source"] == d] for d in range(k)]
     rng = random.Random(inputs.seed)
 
     # Reference: uniform domain weights = each step sees equally many examples of every domain.
-    ref_data = [pool.examples[i] for b in balanced_batches(by_domain, per_domain, opts.reference_steps, rng) for i in b]
-    ref = load_model(inputs.model, dtype=opts.dtype)
+    ref_data = [pool.examples[i] for b in balanced_batches(by_domain, per_domain, tc.max_steps, rng) for i in b]
+    ref = load_model(inputs.model, dtype=tc.dtype)
     check_tokenizer_matches(ref, tokenizer, where=f"model '{inputs.model}': ")
-    args = sft_args(opts, inputs.seed, max_steps=opts.reference_steps, global_batch_size=per_domain * k)
-    args.micro_batch_size = min(opts.micro_batch_size, per_domain * k)
-    history = train(run, "reference", ref, tokenizer, ref_data, args)
+    # The balanced batches are laid out in order: the Trainer must see them as they are, one step each.
+    micro = math.gcd(tc.micro_batch_size, per_domain * k)
+    ref_cfg = replace(tc, global_batch_size=per_domain * k, micro_batch_size=micro)
+    history = train(run, "reference", ref, tokenizer, ref_data, ref_cfg)
     ref.eval()
 
-    proxy = load_model(inputs.model, dtype=opts.dtype)
+    proxy = load_model(inputs.model, dtype=tc.dtype)
     proxy.train()
-    optim = torch.optim.AdamW(proxy.parameters(), lr=opts.learning_rate, weight_decay=opts.weight_decay)
+    optim = torch.optim.AdamW(proxy.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
     device = next(proxy.parameters()).device
     alpha = torch.full((k,), 1.0 / k)
     alpha_sum = torch.zeros(k)
     trace = []
-    steps = balanced_batches(by_domain, per_domain, opts.proxy_steps, rng)
-    for step, idx in enumerate(tqdm(steps, total=opts.proxy_steps, desc="DoReMi proxy", unit="step")):
+    proxy_steps = opts.proxy_steps or tc.max_steps
+    steps = balanced_batches(by_domain, per_domain, proxy_steps, rng)
+    for step, idx in enumerate(tqdm(steps, total=proxy_steps, desc="DoReMi proxy", unit="step")):
         chunk = [pool.examples[i] for i in idx]
         batch = {key: v.to(device) for key, v in collate(chunk, tokenizer.pad_token_id).items()}
         domain = batch.pop("source").cpu()
@@ -154,7 +145,7 @@ def select(inputs: MethodInputs) -> Path:
         trace.append({"step": step + 1, "loss": loss.item(), "excess": excess.tolist(), "alpha": alpha.tolist()})
     atomic_write_json(run.out / "trace.json", trace)
 
-    average = alpha_sum / opts.proxy_steps
+    average = alpha_sum / proxy_steps
     weights = {name: float(w) for name, w in zip(pool.source_names, average / average.sum())}
     mean_excess = torch.tensor([t["excess"] for t in trace]).mean(0)
     run.log.info("domain weights (average α): %s", {n: round(w, 4) for n, w in weights.items()})

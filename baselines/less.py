@@ -1,7 +1,7 @@
 """Influence-based filtering, LESS-style (Xia et al., ICML 2024) -> ``kind: examples``.
 
 1. Warm-up: LoRA (``peft``) training of the base model on a random ``warmup_fraction`` of the pool
-   for ``warmup_epochs`` epochs (``scalebio.training.train_sft``); after every epoch the LoRA
+   for ``warmup.epochs`` epochs (``scalebio.common.training.train_sft``); after every epoch the LoRA
    weights and AdamW's moments (m, v) are saved to ``checkpoints/epoch-<k>.pt``.
 2. Features at each checkpoint, from per-example LoRA gradients computed in batches with
    ``torch.func`` (``vmap(grad(functional_call))``):
@@ -17,8 +17,8 @@
 
     python -m baselines select --method less --data results/denoise/data \
         --model resources/models/tiny --out results/demo/less --budget 64 \
-        --options '{"warmup_fraction": 0.25, "learning_rate": 3e-3, "global_batch_size": 8,
-                    "lora_r": 8, "lora_alpha": 16, "projection_dim": 256, "max_length": 128}'
+        --options '{"warmup_fraction": 0.25, "warmup": {"learning_rate": 3e-3, "global_batch_size": 8,
+                    "max_length": 128}, "lora_r": 8, "lora_alpha": 16, "projection_dim": 256}'
 """
 
 from __future__ import annotations
@@ -31,52 +31,37 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from peft import LoraConfig, get_peft_model
 from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
-from baselines._common import (
-    Run,
-    as_examples,
-    batches,
-    load_pool,
-    n_tokens,
-    sft_args,
-    source_counts,
-    top_n,
-    train,
-)
-from scalebio.config import from_dict
-from scalebio.data import collate
-from scalebio.modeling import (
-    DTYPES,
+from baselines._common import as_examples, batches, n_tokens, open_run, source_counts, top_n, train
+from scalebio.common.data import collate
+from scalebio.common.modeling import (
     IGNORE_INDEX,
     check_tokenizer_matches,
     decoder_layers,
     load_model,
-    load_tokenizer,
 )
-from scalebio.runtime import ConfigError, seed_everything
-from scalebio.selection import MethodInputs
+from scalebio.common.runtime import ConfigError
+from scalebio.common.selection import MethodInputs
+from scalebio.common.training import SFTConfig
+
+
+def _warmup_default() -> SFTConfig:
+    """LESS's warm-up: linear decay after 3 % warm-up, 4 epochs (one checkpoint per epoch)."""
+    return SFTConfig(learning_rate=2e-5, epochs=4.0, lr_scheduler="linear", warmup_ratio=0.03)
 
 
 @dataclass
-class LessOptions:
+class Options:
     """Options of LESS (``methods.less``); defaults follow the LESS paper where it states them."""
 
+    warmup: SFTConfig = field(default_factory=_warmup_default)
+    """The LoRA warm-up training (``SFTConfig``; a whole number of ``epochs``, one checkpoint each). Its
+    ``max_length`` and ``dtype`` also apply to the gradient features."""
     warmup_fraction: float = 0.05
     """Fraction of the pool (random, seeded) used for the warm-up LoRA training."""
-    warmup_epochs: int = 4
-    """Warm-up epochs; one checkpoint (LoRA weights + Adam moments) per epoch."""
-    learning_rate: float = 2e-5
-    """Peak learning rate of the warm-up."""
-    global_batch_size: int = 128
-    """Examples per warm-up optimizer step."""
-    micro_batch_size: int = 8
-    """Examples per warm-up forward pass."""
-    lr_scheduler: str = "linear"
-    """Warm-up learning-rate schedule (LESS: linear decay after 3% warm-up)."""
-    warmup_ratio: float = 0.03
-    """Fraction of warm-up steps with linear learning-rate ramp."""
     lora_r: int = 128
     """LoRA rank."""
     lora_alpha: int = 512
@@ -107,30 +92,24 @@ class LessOptions:
     """Adam betas used for the warm-up and the feature transform."""
     adam_eps: float = 1e-8
     """Adam epsilon used for the warm-up and the feature transform."""
-    max_length: int = 1024
-    """Token limit per example."""
-    dtype: str = "float32"
-    """Model dtype (gradients and features are accumulated in float32)."""
 
     def validate(self) -> None:
         p = "methods.less."
         if not 0 < self.warmup_fraction <= 1:
             raise ConfigError(f"{p}warmup_fraction must be in (0, 1], got {self.warmup_fraction}")
+        if self.warmup.max_steps > 0 or self.warmup.epochs != int(self.warmup.epochs) or self.warmup.epochs < 1:
+            raise ConfigError(f"{p}warmup: LESS checkpoints once per epoch; set a whole number of epochs, no max_steps")
         if self.lora_last_layers < 0:
             raise ConfigError(f"{p}lora_last_layers must be >= 0, got {self.lora_last_layers}")
-        for name in ("warmup_epochs", "lora_r", "lora_alpha", "projection_dim", "grad_batch_size", "projection_block"):
+        for name in ("lora_r", "lora_alpha", "projection_dim", "grad_batch_size", "projection_block"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{p}{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0 or self.adam_eps <= 0:
-            raise ConfigError(f"{p}learning_rate and adam_eps must be positive")
-        if self.micro_batch_size < 1 or self.global_batch_size < self.micro_batch_size:
-            raise ConfigError(f"{p}: need 1 <= micro_batch_size <= global_batch_size")
+        if self.adam_eps <= 0:
+            raise ConfigError(f"{p}adam_eps must be positive")
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ConfigError(f"{p}adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
         if not self.lora_target_modules:
             raise ConfigError(f"{p}lora_target_modules must name at least one module")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"{p}dtype must be one of {sorted(DTYPES)}, got '{self.dtype}'")
 
 
 class Projector:
@@ -267,10 +246,8 @@ def score(train_feats: torch.Tensor, val_feats: torch.Tensor, tasks: list[str], 
     return per_task.max(1).values if reduce == "max" else per_task.mean(1)
 
 
-def lora_model(inputs: MethodInputs, opts: LessOptions, tokenizer):
-    from peft import LoraConfig, get_peft_model
-
-    base = load_model(inputs.model, dtype=opts.dtype)
+def lora_model(inputs: MethodInputs, opts: Options, tokenizer):
+    base = load_model(inputs.model, dtype=opts.warmup.dtype)
     check_tokenizer_matches(base, tokenizer, where=f"model '{inputs.model}': ")
     targets = opts.lora_target_modules
     n_layers = len(decoder_layers(base))
@@ -292,11 +269,7 @@ def lora_model(inputs: MethodInputs, opts: LessOptions, tokenizer):
 
 
 def select(inputs: MethodInputs) -> Path:
-    opts = from_dict(LessOptions, inputs.options, prefix="methods.less.")
-    run = Run(inputs, "less", opts)
-    seed_everything(inputs.seed)
-    tokenizer = load_tokenizer(inputs.model)
-    pool = load_pool(inputs, tokenizer, opts.max_length, "less")
+    opts, run, tokenizer, pool = open_run(inputs, "less", Options, lambda o: o.warmup.max_length)
     tasks = subtasks(pool.validation_records)
     n_warm = max(1, round(opts.warmup_fraction * len(pool.examples)))
     warm_idx = random.Random(inputs.seed).sample(range(len(pool.examples)), n_warm)
@@ -306,13 +279,9 @@ def select(inputs: MethodInputs) -> Path:
 
     model, names = lora_model(inputs, opts, tokenizer)
     saver = CheckpointSaver(run.out / "checkpoints", names)
-    args = sft_args(
-        opts,
-        inputs.seed,
-        epochs=float(opts.warmup_epochs),
-        extra={"adam_beta1": opts.adam_betas[0], "adam_beta2": opts.adam_betas[1], "adam_epsilon": opts.adam_eps},
-    )
-    history = train(run, "warmup", model, tokenizer, [pool.examples[i] for i in warm_idx], args, [saver.callback])
+    adam = {"adam_beta1": opts.adam_betas[0], "adam_beta2": opts.adam_betas[1], "adam_epsilon": opts.adam_eps}
+    warm = [pool.examples[i] for i in warm_idx]
+    history = train(run, "warmup", model, tokenizer, warm, opts.warmup, [saver.callback], **adam)
 
     dim = sum(p.numel() for n, p in model.named_parameters() if n in set(names))
     projector = Projector(

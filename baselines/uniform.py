@@ -6,18 +6,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalebio.config import as_dict, from_dict
-from scalebio.selection import MethodInputs, write_selection
+from scalebio.common.config import as_dict, from_dict
+from scalebio.common.selection import MethodInputs, write_selection
 
 
 @dataclass
-class UniformOptions:
+class Options:
     """Uniform has no options; the class exists so unknown options are rejected."""
 
 
 def select(inputs: MethodInputs) -> Path:
     t0 = time.time()
-    opts = from_dict(UniformOptions, inputs.options, prefix="methods.uniform.")
+    opts = from_dict(Options, inputs.options, prefix="methods.uniform.")
     names = sorted(inputs.sources)
     weights = {n: 1.0 / len(names) for n in names}
     return write_selection(

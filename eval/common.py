@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from scalebio.config import as_dict, describe, from_dict, parse_json_object
-from scalebio.runtime import AssetError, atomic_write_json, main_guard, setup_logging
+import torch
+
+from scalebio.common.config import as_dict, describe, from_dict, parse_json_object
+from scalebio.common.modeling import check_tokenizer_matches, default_device, load_model, load_tokenizer
+from scalebio.common.runtime import AssetError, atomic_write_json, main_guard, setup_logging
 
 SUMMARY_KEYS = ("evaluation", "metric", "value", "stderr", "n", "model", "protocol", "comparable_to_paper")
 
 
 def load_eval_model(path: str | os.PathLike, dtype: str = "float32", device=None):
     """Model (eval mode, KV cache on) + tokenizer; any loading failure becomes an AssetError naming the folder."""
-    import torch
-
-    from scalebio.modeling import check_tokenizer_matches, default_device, load_model, load_tokenizer
-
     device = torch.device(device) if device is not None else default_device()
     try:
         tokenizer = load_tokenizer(path)
@@ -114,8 +111,6 @@ def cli_main(evaluation: str, options_cls, run, description: str, data_required:
 
 
 def device_name() -> str:
-    from scalebio.modeling import default_device
-
     return str(default_device())
 
 
@@ -129,10 +124,3 @@ def mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
         return m, None
     var = sum((v - m) ** 2 for v in values) / (n - 1)
     return m, (var / n) ** 0.5
-
-
-def get_logger(name: str) -> logging.Logger:
-    return logging.getLogger(name)
-
-
-Json = dict[str, Any]

@@ -19,14 +19,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-import eval  # noqa: F401  (offline defaults)
-from scalebio.runtime import atomic_write_json, main_guard
+from eval.judges import LogprobJudge, MatchSingle, load_judge_prompts, make_judges
+from eval.mtbench import load_questions, load_references
+from scalebio.common.runtime import atomic_write_json, main_guard
 
 
 def measure(judge_model: str, data: Path, limit: int | None = None, dtype: str = "float32") -> dict:
-    from eval.judges import LogprobJudge, MatchSingle, load_judge_prompts, make_judges
-    from eval.mtbench import load_questions, load_references
-
     questions = {q["question_id"]: q for q in load_questions(data / "mt_bench" / "question.jsonl")}
     refs = load_references(data / "mt_bench" / "reference_answer" / "gpt-4.jsonl")
     qids = [qid for qid in sorted(refs) if qid in questions][:limit]

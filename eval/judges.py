@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from scalebio.runtime import ConfigError, SuiteError, file_sha256
+from eval.common import load_eval_model
+from scalebio.common.runtime import ConfigError, SuiteError, file_sha256
 
 RATINGS = list(range(1, 11))
 RATING_PREFIX = "Rating: [["
@@ -134,8 +135,6 @@ class LogprobJudge:
     kind = "logprob"
 
     def __init__(self, model_dir: str | os.PathLike, dtype: str = "float32", device=None):
-        from eval.common import load_eval_model
-
         self.model_dir = Path(model_dir)
         self.model, self.tokenizer = load_eval_model(model_dir, dtype, device)
         weights = sorted(self.model_dir.glob("*.safetensors")) or sorted(self.model_dir.glob("*.bin"))

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval.common import cli_main, device_name
-from scalebio import hub_enabled
-from scalebio.runtime import AssetError, ConfigError, DataError, atomic_write_json, write_jsonl
+from scalebio.common.data import prompt_messages, read_jsonl
+from scalebio.common.modeling import resolve_model
+from scalebio.common.runtime import AssetError, ConfigError, DataError, atomic_write_json, hub_enabled, write_jsonl
 
 TASK_TEMPLATES = Path(__file__).with_name("tasks")
-# Paper's optional lm-eval script (method notes §12): task -> (num_fewshot, primary metric key).
+# Paper's optional lm-eval script (METHOD.md §12): task -> (num_fewshot, primary metric key).
 PAPER_TASKS = {"mmlu": (5, "acc,none"), "arc_challenge": (25, "acc_norm,none"), "truthfulqa_mc2": (0, "acc,none")}
 # Suite task -> (template file, lm-eval task name, primary metric key without the filter part).
 LOCAL_TASKS = {
@@ -37,7 +38,7 @@ LOCAL_TASKS = {
 
 
 @dataclass
-class LmevalOptions:
+class Options:
     tasks: list[str] = field(default_factory=lambda: ["target_em", "target_mc"])
     """Tasks to run: target_em / target_mc (local, from test.jsonl) and/or mmlu / arc_challenge /
     truthfulqa_mc2 (paper, hub only). The first one gives summary.json's value."""
@@ -92,8 +93,6 @@ def task_plan(tasks: list[str], hub: bool) -> list[tuple[int, list[str]]]:
 
 def derive_rows(records: list[dict], n_distractors: int, seed: int, where: str) -> list[dict]:
     """Test records -> ``{id, question, answer, choices, label}`` rows for the local task YAMLs."""
-    from scalebio.data import prompt_messages
-
     rows = []
     for r in records:
         try:
@@ -116,10 +115,8 @@ def derive_rows(records: list[dict], n_distractors: int, seed: int, where: str) 
     return rows
 
 
-def write_local_tasks(data_dir: str, out: Path, opts: LmevalOptions) -> tuple[Path, str]:
+def write_local_tasks(data_dir: str, out: Path, opts: Options) -> tuple[Path, str]:
     """Derive the task JSONL from ``test.jsonl``, fill the YAML templates; return (task dir, em filter)."""
-    from scalebio.data import read_jsonl
-
     test = Path(data_dir) / "test.jsonl"
     records = read_jsonl(test)
     if not records:
@@ -148,13 +145,13 @@ def primary_metric(task: str, em_filter: str) -> tuple[str, str]:
     return name, (f"{metric},{em_filter}" if metric == "exact_match" else metric)
 
 
-def run(model_path: str, out: Path, data_dir: str | None, opts: LmevalOptions, log) -> dict:
+def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
+    # lm_eval is imported here, not at the top: its import takes ~10 s, and the workflow imports this module
+    # at DAG construction to check the options (`snakemake -n` must stay fast).
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable
-
-    from scalebio.modeling import resolve_model
 
     plan = task_plan(opts.tasks, hub_enabled())
     em_filter = "boxed"
@@ -203,6 +200,11 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: LmevalOptions, l
                 merged.setdefault(key, value)
     atomic_write_json(out / "lmeval_results.json", json.loads(json.dumps(merged, default=handle_non_serializable)))
 
+    return summarise(merged, opts, em_filter, lm_eval.__version__)
+
+
+def summarise(merged: dict, opts: Options, em_filter: str, version: str) -> dict:
+    """summary.json's evaluation part from lm-eval's merged results: the first task is the headline value."""
     per_task = {}
     for task in opts.tasks:
         name, metric = primary_metric(task, em_filter)
@@ -224,10 +226,10 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: LmevalOptions, l
         "value": first["value"],
         "stderr": stderr,
         "n": first["n"],
-        "protocol": f"lm-eval {lm_eval.__version__} simple_evaluate; "
+        "protocol": f"lm-eval {version} simple_evaluate; "
         + "; ".join(f"{t}: {v['n_shot']}-shot {v['metric']}" for t, v in per_task.items())
         + f"; chat_template={opts.apply_chat_template}",
-        "grader": f"lm-eval {lm_eval.__version__} task metrics",
+        "grader": f"lm-eval {version} task metrics",
         "comparable_to_paper": (not local_only) and opts.limit is None and not opts.apply_chat_template,
         "tasks": per_task,
         "device": device_name(),
@@ -236,7 +238,7 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: LmevalOptions, l
 
 main = cli_main(
     "lmeval",
-    LmevalOptions,
+    Options,
     run,
     "lm-eval tasks (local target-domain tasks or the paper's hub tasks). --data: a data folder with test.jsonl "
     "(local tasks).",

@@ -1,4 +1,4 @@
-"""Zero-shot chain-of-thought math evaluation (paper protocol, method notes §12), graded with math-verify.
+"""Zero-shot chain-of-thought math evaluation (paper protocol, METHOD.md §12), graded with math-verify.
 
 Each question goes through the model's chat template as one user turn ending with the paper's
 suffix; greedy decoding; the answer is the last ``\\boxed{}`` (nested braces allowed), else the
@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from math_verify import parse, verify
+
 from eval.common import cli_main, device_name, load_eval_model, mean_stderr
-from scalebio import hub_enabled
-from scalebio.runtime import ConfigError, DataError, write_jsonl
+from eval.generation import generate, render_chat
+from scalebio.common.data import read_jsonl
+from scalebio.common.runtime import ConfigError, DataError, hub_enabled, write_jsonl
 
 PAPER_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 GRADER = (
@@ -46,7 +49,7 @@ MATH_SUBSETS = [
 
 
 @dataclass
-class MathOptions:
+class Options:
     dataset: Literal["local", "gsm8k", "math"] = "local"
     """local = the experiment's test.jsonl; gsm8k / math = GSM8K / MATH test (hub, or data_file)."""
     data_file: str | None = None
@@ -133,8 +136,6 @@ def grade(gold: str, pred: str | None) -> bool:
     """
     if pred is None or not pred.strip():
         return False
-    from math_verify import parse, verify
-
     gold_parsed = parse(f"${gold}$")
     if not gold_parsed:
         raise DataError(f"math-verify cannot parse the gold answer {gold!r}; fix the data file")
@@ -177,10 +178,8 @@ def normalise_local(rows: list[dict], where: str) -> list[dict]:
     return out
 
 
-def load_questions(opts: MathOptions, data_dir: str | None) -> tuple[list[dict], str]:
+def load_questions(opts: Options, data_dir: str | None) -> tuple[list[dict], str]:
     """Questions as ``{id, question, gold}`` and a description of where they came from."""
-    from scalebio.data import read_jsonl
-
     if opts.dataset == "local":
         if data_dir is None:
             raise ConfigError("eval.math with dataset 'local' needs --data (a data folder with test.jsonl)")
@@ -203,7 +202,7 @@ def _hub_rows(dataset: str) -> list[dict]:
             f"eval.math.dataset '{dataset}' downloads from the Hugging Face hub, which is off; use a config "
             "with `hub: true`, or give eval.math.data_file (a local JSONL shaped like the dataset)."
         )
-    import datasets
+    import datasets  # on use: importing `datasets` costs seconds and only hub runs need it
 
     name, config, split = HUB_DATASETS[dataset]
     if dataset == "gsm8k":
@@ -214,9 +213,7 @@ def _hub_rows(dataset: str) -> list[dict]:
 # ---------------------------------------------------------------- run
 
 
-def run(model_path: str, out: Path, data_dir: str | None, opts: MathOptions, log) -> dict:
-    from eval.generation import generate, render_chat
-
+def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
     questions, source = load_questions(opts, data_dir)
     log.info("%d questions from %s", len(questions), source)
     model, tokenizer = load_eval_model(model_path, opts.dtype)
@@ -253,13 +250,13 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: MathOptions, log
         "source": source,
         "n_extracted": n_extracted,
         "device": device_name(),
-        "note": "paper graded with ToRA-style math_equal; math-verify is the offline substitute (method notes §12)",
+        "note": "paper graded with ToRA-style math_equal; math-verify is the offline substitute (METHOD.md §12)",
     }
 
 
 main = cli_main(
     "math",
-    MathOptions,
+    Options,
     run,
     "Zero-shot CoT math accuracy (paper protocol) graded with math-verify. --data: a data folder with test.jsonl "
     "(dataset local).",

@@ -28,8 +28,10 @@ from typing import Literal
 from tqdm.auto import tqdm
 
 from eval.common import cli_main, device_name, load_eval_model, mean_stderr
-from scalebio.data import read_jsonl
-from scalebio.runtime import ConfigError, DataError, atomic_write_json, write_jsonl
+from eval.generation import generate, render_chat
+from eval.judges import NEED_REF_CATS, LogprobJudge, MatchSingle, OpenAIJudge, load_judge_prompts, make_judges
+from scalebio.common.data import read_jsonl
+from scalebio.common.runtime import ConfigError, DataError, atomic_write_json, file_sha256, write_jsonl
 
 DEFAULT_JUDGE_MODEL = "resources/models/smollm2-135m-instruct"
 DEFAULT_DATA = "resources/mtbench"
@@ -40,7 +42,7 @@ NOT_COMPARABLE = (
 
 
 @dataclass
-class MtbenchOptions:
+class Options:
     judge: Literal["logprob", "openai"] = "logprob"
     """logprob = local judge model (offline); openai = FastChat's GPT-4 grading via OPENAI_API_KEY/OPENAI_API_BASE."""
     judge_model: str = DEFAULT_JUDGE_MODEL
@@ -95,7 +97,7 @@ def load_questions(path: Path) -> list[dict]:
     return rows
 
 
-def select_questions(questions: list[dict], opts: MtbenchOptions) -> list[dict]:
+def select_questions(questions: list[dict], opts: Options) -> list[dict]:
     known = sorted({q["category"] for q in questions})
     if opts.categories:
         unknown = [c for c in opts.categories if c not in known]
@@ -127,32 +129,19 @@ def answer_hash(answer: dict, turn: int) -> str:
     return hashlib.sha256(json.dumps(turns).encode()).hexdigest()[:16]
 
 
-def generate_answers(model_path: str, questions: list[dict], model_id: str, opts: MtbenchOptions, log) -> list[dict]:
+def generate_answers(model_path: str, questions: list[dict], model_id: str, opts: Options, log) -> list[dict]:
     """Both turns of every question through the model's chat template; FastChat's model_answer rows."""
-    from eval.generation import generate, render_chat
-
     model, tokenizer = load_eval_model(model_path, opts.dtype)
-    conv1 = [[{"role": "user", "content": q["turns"][0]}] for q in questions]
-    ans1 = generate(
-        model,
-        tokenizer,
-        [render_chat(tokenizer, c) for c in conv1],
-        opts.max_new_tokens,
-        opts.batch_size,
-        "mt-bench turn 1",
-    )
-    conv2 = [
-        c + [{"role": "assistant", "content": a}, {"role": "user", "content": q["turns"][1]}]
-        for c, a, q in zip(conv1, ans1, questions)
-    ]
-    ans2 = generate(
-        model,
-        tokenizer,
-        [render_chat(tokenizer, c) for c in conv2],
-        opts.max_new_tokens,
-        opts.batch_size,
-        "mt-bench turn 2",
-    )
+    convs: list[list[dict]] = [[] for _ in questions]
+    answers: list[list[str]] = []
+    for turn in (0, 1):  # turn 2 sees the model's own turn-1 answer, as in FastChat
+        convs = [c + [{"role": "user", "content": q["turns"][turn]}] for c, q in zip(convs, questions)]
+        prompts = [render_chat(tokenizer, c) for c in convs]
+        answers.append(
+            generate(model, tokenizer, prompts, opts.max_new_tokens, opts.batch_size, f"mt-bench turn {turn + 1}")
+        )
+        convs = [c + [{"role": "assistant", "content": a}] for c, a in zip(convs, answers[-1])]
+    ans1, ans2 = answers
     rows = []
     for q, a1, a2 in zip(questions, ans1, ans2):
         answer_id = hashlib.sha256(f"{model_id}:{q['question_id']}:{a1}:{a2}".encode()).hexdigest()[:22]
@@ -169,9 +158,7 @@ def generate_answers(model_path: str, questions: list[dict], model_id: str, opts
     return rows
 
 
-def answers_fingerprint(model_path: str, opts: MtbenchOptions) -> dict:
-    from scalebio.runtime import file_sha256
-
+def answers_fingerprint(model_path: str, opts: Options) -> dict:
     weights = sorted(Path(model_path).glob("*.safetensors")) or sorted(Path(model_path).glob("*.bin"))
     return {
         "model": str(Path(model_path).resolve()),
@@ -202,9 +189,7 @@ def load_or_generate_answers(model_path, questions, model_id, opts, out: Path, l
 # ---------------------------------------------------------------- judging
 
 
-def make_judge(opts: MtbenchOptions):
-    from eval.judges import LogprobJudge, OpenAIJudge
-
+def make_judge(opts: Options):
     if opts.judge == "openai":
         return OpenAIJudge(opts.openai_judge_model, opts.api_max_retry, opts.api_retry_sleep)
     return LogprobJudge(opts.judge_model, opts.judge_dtype)
@@ -212,8 +197,6 @@ def make_judge(opts: MtbenchOptions):
 
 def judge_all(judge, questions, answers, refs, prompts, model_id: str, out: Path, log) -> list[dict]:
     """Judge every (question, turn); cached judgments (same answer hash, judge and model id) are reused."""
-    from eval.judges import NEED_REF_CATS, MatchSingle, make_judges
-
     judges = make_judges(judge.name, prompts)
     path = out / "model_judgment" / f"{judge.name}_single.jsonl"
     cache = {}
@@ -258,9 +241,7 @@ def summarise(rows: list[dict]) -> dict:
     return {"means": out, "per_category": per_cat, "unparsed": unparsed}
 
 
-def run(model_path: str, out: Path, data_dir: str | None, opts: MtbenchOptions, log) -> dict:
-    from eval.judges import load_judge_prompts
-
+def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
     data = Path(data_dir or DEFAULT_DATA)
     questions = select_questions(load_questions(data / "mt_bench" / "question.jsonl"), opts)
     if not questions:
@@ -302,7 +283,7 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: MtbenchOptions, 
         "judge": judge_text,
         "judge_kind": judge.kind,
         "comparable_to_paper": judge.kind == "openai" and len(questions) == 80 and opts.max_new_tokens >= 1024,
-        "note": NOT_COMPARABLE if judge.kind == "logprob" else "paper's judge version is unknown (method notes §12)",
+        "note": NOT_COMPARABLE if judge.kind == "logprob" else "paper's judge version is unknown (METHOD.md §12)",
         "device": device_name(),
     }
 
@@ -315,7 +296,7 @@ def _existing(path: Path) -> Path:
 
 main = cli_main(
     "mtbench",
-    MtbenchOptions,
+    Options,
     run,
     f"MT-Bench answers + single-answer judging (FastChat formats). --data: FastChat data folder (default {DEFAULT_DATA}).",
     data_required=False,

@@ -5,7 +5,7 @@
 The cheapest downstream measure and the only informative one for the random-initialised tiny model
 (whose generations cannot be graded): a model fine-tuned on cleaner / more target-like data reaches a
 lower loss on the clean, target-domain test set. Per-example losses use the same code as training
-(``scalebio.modeling.per_example_loss``: mean over response tokens, chat template, response masking).
+(``scalebio.common.modeling.per_example_loss``: mean over response tokens, chat template, response masking).
 Lower is better; the summary also gives the perplexity exp(loss).
 """
 
@@ -15,12 +15,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from eval.common import cli_main, load_eval_model, mean_stderr
-from scalebio.runtime import ConfigError, write_jsonl
+from scalebio.common.data import collate, load_split
+from scalebio.common.modeling import per_example_loss
+from scalebio.common.runtime import ConfigError, write_jsonl
 
 
 @dataclass
-class TestlossOptions:
+class Options:
     """Options of the held-out loss evaluation."""
 
     limit: int = 0
@@ -37,12 +41,7 @@ class TestlossOptions:
             raise ConfigError("eval.testloss: limit >= 0, batch_size >= 1 and max_length >= 8 are required")
 
 
-def run(model_path: str, out: Path, data_dir: str | None, opts: TestlossOptions, log) -> dict:
-    import torch
-
-    from scalebio.data import collate, load_split
-    from scalebio.modeling import per_example_loss
-
+def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
     model, tok = load_eval_model(model_path, dtype=opts.dtype)
     examples = load_split(Path(data_dir) / "test.jsonl", tok, opts.max_length, what="test set")
     if opts.limit:
@@ -69,12 +68,12 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: TestlossOptions,
         "perplexity": math.exp(mean) if mean is not None else None,
         "higher_is_better": False,
         "protocol": "mean response-token cross-entropy on the experiment's test.jsonl (chat template, response-only)",
-        "grader": "scalebio.modeling.per_example_loss",
+        "grader": "scalebio.common.modeling.per_example_loss",
         "comparable_to_paper": False,
     }
 
 
-main = cli_main("testloss", TestlossOptions, run, __doc__.split("\n\n")[0])
+main = cli_main("testloss", Options, run, __doc__.split("\n\n")[0])
 
 if __name__ == "__main__":
     main()

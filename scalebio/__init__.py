@@ -1,22 +1,14 @@
 """ScaleBiO: scalable first-order bilevel optimisation for LLM data reweighting.
 
-Importing this package makes every entry point offline by default: Hugging Face libraries read
-these variables at import time, and without them a hub lookup retries for ~50 s before failing.
-Set ``SCALEBIO_HUB=1`` (the workflow does so when a config says ``hub: true``) to allow the hub.
+Importing this package applies the hub policy (``scalebio.common.runtime.configure_hub``): every entry
+point is offline unless ``SCALEBIO_HUB=1`` (the workflow sets it when a config says ``hub: true``).
+Layout: the algorithm at the top (``minimax``, ``weights``, ``lisa``, ``trainer``, ``distributed``,
+``cli``); ``common/`` what every stage shares; ``sft/`` the SFT set and fine-tuning; ``assets/`` embedded
+models and data; ``report/`` tables, figures, docs and the benchmark. See README.md.
 """
 
-import os
+from scalebio.common.runtime import configure_hub, hub_enabled
 
-HUB_ENV = "SCALEBIO_HUB"
+configure_hub()
 
-
-def hub_enabled() -> bool:
-    return os.environ.get(HUB_ENV, "0") == "1"
-
-
-if not hub_enabled():
-    for _key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ.setdefault(_key, "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-__version__ = "0.1.0"
+__all__ = ["configure_hub", "hub_enabled"]

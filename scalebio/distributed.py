@@ -20,11 +20,21 @@ Strategies (option ``distributed``):
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import torch.distributed as tdist
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_state_dict,
+)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+
+from scalebio.common import runtime
+from scalebio.common.modeling import decoder_layers
 
 
 class Dist:
@@ -40,15 +50,19 @@ class Dist:
 
     @property
     def world_size(self) -> int:
-        return tdist.get_world_size() if self.enabled else 1
+        return runtime.world_size() if self.enabled else 1
 
     @property
     def rank(self) -> int:
-        return tdist.get_rank() if self.enabled else 0
+        return runtime.rank() if self.enabled else 0
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def sharded(self) -> bool:
+        return self.strategy == "fsdp" and self.enabled
 
     def _reduce(self, t: torch.Tensor, op) -> torch.Tensor:
         if not self.enabled:
@@ -94,39 +108,45 @@ class Dist:
         if self.enabled:
             tdist.barrier()
 
-    def broadcast_object(self, obj):
-        if not self.enabled:
-            return obj
-        box = [obj]
-        tdist.broadcast_object_list(box, src=0)
-        return box[0]
+    # ---- full (unsharded) state for checkpoints: gathered from FSDP shards, plain state dicts otherwise ----
+    def full_model_state(self, model: nn.Module) -> dict:
+        if not self.sharded:
+            return model.state_dict()
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def full_optim_state(self, model: nn.Module, opt) -> dict:
+        if not self.sharded:
+            return opt.state_dict()
+        return get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_full_state(self, model: nn.Module, opt, model_state: dict, optim_state: dict) -> None:
+        if not self.sharded:
+            model.load_state_dict(model_state)
+            opt.load_state_dict(optim_state)
+            return
+        opts = StateDictOptions(full_state_dict=True)
+        set_state_dict(model, opt, model_state_dict=model_state, optim_state_dict=optim_state, options=opts)
 
 
 def init(strategy: str, device: torch.device) -> Dist:
     """Join the process group a launcher set up (if any) and return the ``Dist`` for ``strategy``."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if runtime.world_size() <= 1:
         return Dist("none", device)
     if not tdist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         tdist.init_process_group(backend=backend)
     if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(runtime.local_rank())
     return Dist("fsdp" if strategy == "fsdp" else "ddp", device)
 
 
 def wrap_fsdp(model: nn.Module, device: torch.device) -> nn.Module:
     """FULL_SHARD (FSDP2 ``fully_shard``, reshard after forward) with one unit per decoder block.
 
-    The block class comes from introspection (notes §14 #15). FSDP2 keeps every original
+    The block class comes from introspection (METHOD.md §14 #15). FSDP2 keeps every original
     parameter as its own sharded DTensor — what FSDP1 calls ``use_orig_params=True`` — so LISA can
     freeze single blocks, and it runs on CPU with gloo (FSDP1 needs an accelerator).
     """
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
-    from scalebio.modeling import decoder_layers
-
     mesh = init_device_mesh(device.type, (tdist.get_world_size(),))
     for block in decoder_layers(model):
         fully_shard(block, mesh=mesh, reshard_after_forward=True)

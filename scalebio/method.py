@@ -1,17 +1,19 @@
-"""ScaleBiO as a data-selection method of the suite (registered as ``scalebio`` in baselines/registry.py).
+"""ScaleBiO as a data-selection method of the suite (entry point ``scalebio`` of ``scalebio.methods``).
 
-    python -m baselines select --method scalebio --data DIR --model DIR --out DIR --budget 400 \
+    python -m scalebio select --method scalebio --data DIR --model DIR --out DIR --budget 400 \
         --options '{"max_steps": 100, "global_batch_size": 16, "micro_batch_size": 16, "lr_u": 1e-3, "lr_w": 1e-3}'
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from scalebio.config import as_dict, from_dict
-from scalebio.selection import SELECTION_FILE, MethodInputs, write_selection
+from scalebio.common.config import as_dict, from_dict
+from scalebio.common.runtime import is_main
+from scalebio.common.selection import SELECTION_FILE, MethodInputs, write_selection
 from scalebio.trainer import ScaleBiOConfig, run
+
+Options = ScaleBiOConfig
 
 
 def config_from_inputs(inputs: MethodInputs, prefix: str = "methods.scalebio.") -> ScaleBiOConfig:
@@ -25,11 +27,10 @@ def select(inputs: MethodInputs, prefix: str = "methods.scalebio.") -> Path:
     """Run ScaleBiO and write ``selection.json`` (kind ``weights``) — only after a successful run."""
     cfg = config_from_inputs(inputs, prefix)
     path = Path(inputs.out_dir) / SELECTION_FILE
-    is_main = int(os.environ.get("RANK", "0")) == 0  # launchers set RANK; the process group starts in run()
-    if is_main:
+    if is_main():  # before the process group exists this reads the launcher's RANK
         path.unlink(missing_ok=True)  # a failed rerun must not leave an older run's selection behind
     result = run(cfg, inputs.sources, inputs.validation, inputs.model, inputs.out_dir)
-    if is_main:
+    if is_main():
         write_selection(
             inputs,
             "scalebio",

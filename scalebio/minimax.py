@@ -1,4 +1,4 @@
-"""One ScaleBiO step, written to be read next to the paper (method notes §2-§5).
+"""One ScaleBiO step, written to be read next to the paper (METHOD.md §2-§5).
 
 The penalty minimax (ACL 2025 / v2 semantics)::
 
@@ -8,7 +8,7 @@ The penalty minimax (ACL 2025 / v2 semantics)::
                                                           c_k = #examples of source k in the GLOBAL batch
     L1_V(w)        = Σ_{i∈V} Σ_{t∈R_i} CE_t / Σ_{i∈V} |R_i|  (pooled token mean over the global val batch)
 
-One step, in this order (notes §4):
+One step, in this order (METHOD.md §4):
 
     (1) u ← AdamW(maximize=True) on  −α·L2(u, p)           [u ascends 𝓛_α; = descent on α·L2(u)]
     (2) w ← AdamW                on  +α·L2(w, p) + L1(w)    [same train micro-batches as (1)]
@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from scalebio.common.modeling import IGNORE_INDEX, per_example_loss, pooled_token_loss
+from scalebio.common.runtime import SuiteError
 from scalebio.distributed import Dist
-from scalebio.modeling import IGNORE_INDEX, per_example_loss, pooled_token_loss
-from scalebio.runtime import SuiteError
 from scalebio.weights import SourceWeights
 
 PerExampleLoss = Callable[[nn.Module, dict], tuple[torch.Tensor, torch.Tensor]]
@@ -191,32 +191,6 @@ class Minimax:
         gnorm = self.dist.clip_grad_norm(model, max_norm)
         _finite(f"grad norm of {name}", gnorm, step)
         return gnorm
-
-
-def make_optimizers(
-    u: nn.Module,
-    w: nn.Module,
-    weights: SourceWeights,
-    lr_u: float,
-    lr_w: float,
-    lr_theta: float,
-    weight_decay: float = 5e-4,
-    theta_weight_decay: float = 0.01,
-    fused: bool | None = None,
-) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer, torch.optim.Optimizer]:
-    """The three AdamW optimizers of notes §6 (θ: torch defaults, betas (0.9, 0.999), eps 1e-8).
-
-    Every parameter is registered, frozen or not: AdamW skips parameters whose ``grad`` is None,
-    which is how LISA freezes blocks without momentum or weight-decay drift. ``fused=True`` (CUDA)
-    avoids the foreach implementation's parameter-sized temporaries (matters for 8B on one GPU).
-    """
-    opt_u = torch.optim.AdamW(u.parameters(), lr=lr_u, weight_decay=weight_decay, maximize=True, fused=fused)
-    opt_w = torch.optim.AdamW(w.parameters(), lr=lr_w, weight_decay=weight_decay, fused=fused)
-    opt_theta = torch.optim.AdamW([weights.theta], lr=lr_theta, weight_decay=theta_weight_decay)
-    for opt, lr in ((opt_u, lr_u), (opt_w, lr_w), (opt_theta, lr_theta)):
-        for g in opt.param_groups:
-            g["base_lr"] = lr  # the schedule multiplies this (notes §6: same shape, own initial value)
-    return opt_u, opt_w, opt_theta
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int) -> float:

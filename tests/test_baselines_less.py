@@ -10,22 +10,19 @@ import torch
 import torch.nn.functional as F
 
 from baselines import less
-from scalebio.data import collate, load_split
-from scalebio.modeling import load_tokenizer, per_example_loss
-from scalebio.runtime import SuiteError
-from scalebio.selection import MethodInputs, read_selection
+from scalebio.common.data import collate, load_split
+from scalebio.common.modeling import load_tokenizer, per_example_loss
+from scalebio.common.runtime import SuiteError
+from scalebio.common.selection import MethodInputs, read_selection
 
 TINY_LESS = {
     "warmup_fraction": 0.2,
-    "warmup_epochs": 2,
-    "learning_rate": 1e-2,
-    "global_batch_size": 8,
+    "warmup": {"epochs": 2.0, "learning_rate": 1e-2, "global_batch_size": 8, "max_length": 96},
     "lora_r": 4,
     "lora_alpha": 8,
     "lora_dropout": 0.0,
     "projection_dim": 128,
     "grad_batch_size": 16,
-    "max_length": 96,
 }
 
 
@@ -42,7 +39,7 @@ def corruption(selection: dict, data_dir: Path) -> float:
 def test_projected_feature_matches_direct_gradient(tiny_model_dir, denoise_data_dir, tmp_path):
     tok = load_tokenizer(tiny_model_dir)
     inputs = MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=8)
-    opts = less.LessOptions(lora_r=4, lora_alpha=8, lora_dropout=0.0, projection_dim=64, projection_block=5000)
+    opts = less.Options(lora_r=4, lora_alpha=8, lora_dropout=0.0, projection_dim=64, projection_block=5000)
     model, names = less.lora_model(inputs, opts, tok)
     torch.manual_seed(1)
     with torch.no_grad():  # LoRA B starts at zero (zero A-gradients); make every block non-trivial

@@ -7,8 +7,9 @@ import json
 import pytest
 import yaml
 
-from eval.lmeval import LmevalOptions, derive_rows, main, task_plan, write_local_tasks
-from scalebio.runtime import ConfigError, DataError
+from eval.lmeval import Options as LmevalOptions
+from eval.lmeval import derive_rows, main, task_plan, write_local_tasks
+from scalebio.common.runtime import ConfigError, DataError
 
 
 def test_task_plan_groups_paper_tasks_by_fewshot():

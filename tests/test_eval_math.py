@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from eval.math import MathOptions, extract_answer, grade, last_boxed, load_questions, main
+from eval.math import Options as MathOptions
+from eval.math import extract_answer, grade, last_boxed, load_questions, main
 
 # (model output, expected extraction) -- GSM8K / MATH style completions
 EXTRACTION_CASES = [
@@ -89,7 +90,7 @@ def test_loaders_on_hub_shaped_fixtures(tmp_path):
     )
     rows, _ = load_questions(MathOptions(dataset="math", data_file=str(math_file)), None)
     assert rows[0]["gold"] == "\\frac{1}{2}" and rows[0]["question"].startswith("Simplify")
-    from scalebio.runtime import ConfigError, DataError
+    from scalebio.common.runtime import ConfigError, DataError
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q", "answer": "no marker"}) + "\n")

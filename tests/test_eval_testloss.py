@@ -8,8 +8,8 @@ import math
 import torch
 
 from eval.testloss import main
-from scalebio.data import load_split
-from scalebio.modeling import IGNORE_INDEX, load_model, load_tokenizer
+from scalebio.common.data import load_split
+from scalebio.common.modeling import IGNORE_INDEX, load_model, load_tokenizer
 
 
 def test_testloss_is_the_mean_of_unbatched_response_token_losses(tmp_path, tiny_model_dir, denoise_data_dir):

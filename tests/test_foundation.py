@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from scalebio.config import apply_overrides, from_dict
-from scalebio.data import collate, load_sources, read_jsonl, to_messages, tokenize_chat
-from scalebio.modeling import IGNORE_INDEX, decoder_layers, load_model, load_tokenizer, per_example_loss
-from scalebio.runtime import AssetError, ConfigError, DataError, atomic_dir
-from scalebio.selection import MethodInputs, read_selection, write_selection
+from scalebio.common.config import apply_overrides, from_dict
+from scalebio.common.data import collate, load_sources, read_jsonl, to_messages, tokenize_chat
+from scalebio.common.modeling import IGNORE_INDEX, decoder_layers, load_model, load_tokenizer, per_example_loss
+from scalebio.common.runtime import AssetError, ConfigError, DataError, atomic_dir
+from scalebio.common.selection import MethodInputs, read_selection, write_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 

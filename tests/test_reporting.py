@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from scalebio.reporting import _check_claim, composition, experiment_report, selection_corruption
-from scalebio.selection import MethodInputs, write_selection
+from scalebio.common.selection import MethodInputs, write_selection
+from scalebio.report.claims import check_claim
+from scalebio.report.tables import composition, experiment_report, selection_corruption
 
 
 def _selections(tmp_path, data_dir):
@@ -44,14 +45,14 @@ def test_composition_and_corruption_of_both_selection_kinds(tmp_path, denoise_da
 )
 def test_denoise_claim_is_spearman_at_most_minus_0_9(weights, status):
     noise = {"a": 0.0, "b": 0.25, "c": 0.5, "d": 0.75, "e": 1.0}
-    row = _check_claim({"noise": noise, "expected": "x"}, dict(zip("abcde", weights)), "tiny")
+    row = check_claim({"noise": noise, "expected": "x"}, dict(zip("abcde", weights)), "tiny")
     assert row["status"] == status
 
 
 def test_target_claim_compares_with_the_uniform_share():
     card = {"targets": ["es"], "expected": "x"}
-    assert _check_claim(card, {"es": 0.3, "en": 0.35, "fr": 0.35}, "m")["status"] == "✗"
-    assert _check_claim(card, {"es": 0.4, "en": 0.3, "fr": 0.3}, "m")["status"] == "✓"
+    assert check_claim(card, {"es": 0.3, "en": 0.35, "fr": 0.35}, "m")["status"] == "✗"
+    assert check_claim(card, {"es": 0.4, "en": 0.3, "fr": 0.3}, "m")["status"] == "✓"
 
 
 def test_experiment_report_writes_every_table_and_figure(tmp_path, denoise_data_dir):

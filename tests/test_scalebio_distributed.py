@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalebio.selection import MethodInputs, read_selection
+from scalebio.common.selection import MethodInputs, read_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = {"max_steps": 4, "global_batch_size": 8, "micro_batch_size": 2, "max_length": 64, "lr_u": 1e-3,
@@ -53,7 +53,7 @@ def _run_two(tmp_path, data, model, options) -> dict:
 
 def test_ddp_two_processes_equal_one(tiny_model_dir, denoise_data_dir, tmp_path):
     """DDP (explicit gradient all-reduce) with LISA on: 2 processes x 2 micro-batches == 1 x 4."""
-    opts = dict(OPTS, use_lisa=True, lisa_n_layers=2, lisa_interval=2)
+    opts = dict(OPTS, lisa={"n_layers": 2, "interval": 2})
     two = _run_two(tmp_path, denoise_data_dir, tiny_model_dir, opts)
     one = _one_process(denoise_data_dir, tiny_model_dir, tmp_path / "one", opts)
     _compare(one, two)

@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from scalebio.data import collate, load_sources
-from scalebio.lisa import LISA
-from scalebio.minimax import Minimax, make_optimizers
-from scalebio.modeling import decoder_layers, load_model, load_tokenizer
-from scalebio.runtime import AssetError, ConfigError
+from scalebio.common.data import collate, load_sources
+from scalebio.common.modeling import decoder_layers, load_model, load_tokenizer
+from scalebio.common.runtime import AssetError, ConfigError
+from scalebio.lisa import LISA, LisaConfig
+from scalebio.minimax import Minimax
+from scalebio.trainer import ScaleBiOConfig
 from scalebio.weights import SourceWeights
 
 TINY = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2)
@@ -39,7 +40,7 @@ def test_layer_discovery_and_switch(arch):
     expected = model.transformer.h if arch == "gpt2" else model.model.layers
     assert blocks is expected
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    lisa = LISA(model, opt, n_layers=2, interval=3, seed=0, name="w")
+    lisa = LISA(model, opt, LisaConfig(n_layers=2, interval=3), seed=0, stream="w")
     lisa.maybe_switch(0)
     assert len(lisa.active) == 2
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -53,13 +54,13 @@ def test_model_without_blocks_is_a_clear_error():
     model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10))
     opt = torch.optim.AdamW(model.parameters())
     with pytest.raises(AssetError, match="cannot find the transformer blocks.*disable LISA"):
-        LISA(model, opt, n_layers=1, interval=1, seed=0, name="u")
+        LISA(model, opt, LisaConfig(n_layers=1, interval=1), seed=0, stream="u")
 
 
 def test_too_many_lisa_layers_is_a_config_error():
     model = _tiny_model("llama")
-    with pytest.raises(ConfigError, match="lisa_n_layers=9"):
-        LISA(model, torch.optim.AdamW(model.parameters()), n_layers=9, interval=1, seed=0, name="u")
+    with pytest.raises(ConfigError, match="lisa.n_layers=9"):
+        LISA(model, torch.optim.AdamW(model.parameters()), LisaConfig(n_layers=9, interval=1), seed=0, stream="u")
 
 
 def _snapshot(model):
@@ -80,11 +81,13 @@ def test_only_active_blocks_change_and_frozen_state_is_released(tiny_model_dir, 
     u = load_model(tiny_model_dir, "float32", "cpu")
     w = load_model(tiny_model_dir, "float32", "cpu")
     weights = SourceWeights([s.name for s in srcs])
-    opts = make_optimizers(u, w, weights, 1e-3, 1e-3, 1e-2)  # weight decay 5e-4 on: frozen blocks must not decay
+    opts = ScaleBiOConfig(lr_u=1e-3, lr_w=1e-3, lr_theta=1e-2).build_optimizers(
+        u, w, weights
+    )  # weight decay 5e-4 on: frozen blocks must not decay
     mm = Minimax(u, w, weights, *opts, alpha=10.0)
     lisa = {
-        "u": LISA(u, opts[0], 2, interval=2, seed=0, name="u", keep_optimizer_state=keep),
-        "w": LISA(w, opts[1], 2, interval=2, seed=0, name="w", keep_optimizer_state=keep),
+        "u": LISA(u, opts[0], LisaConfig(2, interval=2, keep_optimizer_state=keep), seed=0, stream="u"),
+        "w": LISA(w, opts[1], LisaConfig(2, interval=2, keep_optimizer_state=keep), seed=0, stream="w"),
     }
     models = {"u": u, "w": w}
     draws = set()
@@ -117,8 +120,8 @@ def test_only_active_blocks_change_and_frozen_state_is_released(tiny_model_dir, 
 
 def test_resumed_lisa_draws_the_same_blocks():
     model = _tiny_model("llama")
-    a = LISA(model, torch.optim.AdamW(model.parameters()), 2, interval=5, seed=3, name="u")
-    b = LISA(copy.deepcopy(model), torch.optim.AdamW(model.parameters()), 2, interval=5, seed=3, name="u")
+    a = LISA(model, torch.optim.AdamW(model.parameters()), LisaConfig(2, interval=5), seed=3, stream="u")
+    b = LISA(copy.deepcopy(model), torch.optim.AdamW(model.parameters()), LisaConfig(2, interval=5), seed=3, stream="u")
     for s in range(12):
         a.maybe_switch(s)
     b.maybe_switch(11)  # a run resumed at step 11 re-draws the period that began at step 10

@@ -1,4 +1,4 @@
-"""The minimax step against oracles: the closed-form θ-gradient (notes §5) and a convex bilevel
+"""The minimax step against oracles: the closed-form θ-gradient (METHOD.md §5) and a convex bilevel
 problem whose optimal weights are computed independently with scipy."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from scalebio.data import collate, load_sources
+from scalebio.common.data import collate, load_sources
+from scalebio.common.modeling import load_model, load_tokenizer, per_example_loss
 from scalebio.minimax import (
     DivergenceError,
     Minimax,
     cosine_with_warmup,
     global_source_counts,
-    make_optimizers,
     set_learning_rates,
 )
-from scalebio.modeling import load_model, load_tokenizer, per_example_loss
+from scalebio.trainer import ScaleBiOConfig
 from scalebio.weights import SourceWeights
 
 
@@ -45,7 +45,7 @@ def test_theta_gradient_equals_closed_form(tiny_model_dir, denoise_data_dir):
     with torch.no_grad():
         weights.theta.copy_(torch.randn(K))
     alpha = 7.0
-    opts = make_optimizers(u, w, weights, 1e-3, 1e-3, 1e-2)
+    opts = ScaleBiOConfig(lr_u=1e-3, lr_w=1e-3, lr_theta=1e-2).build_optimizers(u, w, weights)
     mm = Minimax(u, w, weights, *opts, alpha=alpha, max_grad_norm=1.0)
     u0, w0 = copy.deepcopy(u), copy.deepcopy(w)
 
@@ -82,7 +82,9 @@ def test_nan_loss_stops_before_any_update(tiny_model_dir, denoise_data_dir):
     with torch.no_grad():
         u.get_input_embeddings().weight.fill_(float("nan"))
     weights = SourceWeights([f"s{k}" for k in range(K)])
-    mm = Minimax(u, w, weights, *make_optimizers(u, w, weights, 1e-3, 1e-3, 1e-2), alpha=1.0)
+    mm = Minimax(
+        u, w, weights, *ScaleBiOConfig(lr_u=1e-3, lr_w=1e-3, lr_theta=1e-2).build_optimizers(u, w, weights), alpha=1.0
+    )
     with pytest.raises(DivergenceError, match="L2\\(u\\) is nan"):
         mm.step(train, train)
     assert torch.equal(weights.theta.detach(), torch.zeros(K))
@@ -152,7 +154,8 @@ def test_known_answer_convex_bilevel():
     w.load_state_dict(u.state_dict())
     weights = SourceWeights([f"s{k}" for k in range(K)])
     # Weight decay 0 here: decay on θ would pull p toward uniform and bias the comparison.
-    opts = make_optimizers(u, w, weights, 3e-2, 3e-2, 3e-2, weight_decay=0.0, theta_weight_decay=0.0)
+    cfg = ScaleBiOConfig(lr_u=3e-2, lr_w=3e-2, lr_theta=3e-2, weight_decay=0.0, theta_weight_decay=0.0)
+    opts = cfg.build_optimizers(u, w, weights)
     mm = Minimax(u, w, weights, *opts, alpha=100.0, max_grad_norm=None, per_example=_linear_loss,
                  pooled=_linear_pooled, val_count=lambda b: len(b["y"]))  # fmt: skip
     total = 2500

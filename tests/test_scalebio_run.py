@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import spearmanr
 
-from scalebio.selection import MethodInputs, read_selection
+from scalebio.common.selection import MethodInputs, read_selection
 from scalebio.trainer import ScaleBiOConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,13 +55,13 @@ def test_denoise_fast(tiny_model_dir, denoise_data_dir, tmp_path):
 def test_denoise_seeds(tiny_model_dir, denoise_data_dir, tmp_path, lisa):
     """60 steps (3 epochs) for seeds 0, 1, 2, with and without LISA (2 of 4 blocks, interval 10): the
     seed-averaged weights fall with corruption (ρ ≤ −0.9). Single longer runs are not asserted: as with
-    the official code (notes, last section) the per-seed spread is large — seed 2 reached ρ = −0.6
+    the official code (METHOD.md §17) the per-seed spread is large — seed 2 reached ρ = −0.6
     (full) and −0.3 (LISA) after a loss spike around step 10 re-ordered the weights."""
     import numpy as np
 
     opts = dict(SMALL, global_batch_size=16, micro_batch_size=16, max_steps=60)
     if lisa:
-        opts.update(use_lisa=True, lisa_n_layers=2, lisa_interval=10)
+        opts.update(lisa={"n_layers": 2, "interval": 10})
     runs = []
     for seed in (0, 1, 2):
         sel = read_selection(_select(denoise_data_dir, tiny_model_dir, tmp_path / str(seed), **opts, seed=seed))
@@ -134,7 +134,7 @@ def _copy_data(src: Path, dst: Path) -> Path:
 
 @pytest.mark.parametrize("case", ["empty_source", "no_response_tokens", "missing_validation"])
 def test_bad_data_is_a_clear_error(tiny_model_dir, denoise_data_dir, tmp_path, case):
-    from scalebio.runtime import DataError
+    from scalebio.common.runtime import DataError
 
     data = _copy_data(denoise_data_dir, tmp_path / "data")
     if case == "empty_source":
@@ -155,7 +155,7 @@ def test_bad_data_is_a_clear_error(tiny_model_dir, denoise_data_dir, tmp_path, c
 def test_tokenizer_model_mismatch(tiny_model_dir, denoise_data_dir, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from scalebio.runtime import AssetError
+    from scalebio.common.runtime import AssetError
 
     model = tmp_path / "small-vocab"
     LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
@@ -171,8 +171,8 @@ def test_tokenizer_model_mismatch(tiny_model_dir, denoise_data_dir, tmp_path):
 def test_nan_loss_writes_no_selection(tiny_model_dir, denoise_data_dir, tmp_path):
     import torch
 
+    from scalebio.common.modeling import load_model
     from scalebio.minimax import DivergenceError
-    from scalebio.modeling import load_model
 
     model = load_model(tiny_model_dir, "float32", "cpu")
     with torch.no_grad():
@@ -187,26 +187,26 @@ def test_nan_loss_writes_no_selection(tiny_model_dir, denoise_data_dir, tmp_path
 
 
 def test_bad_options_name_the_key(tiny_model_dir, denoise_data_dir, tmp_path):
-    from scalebio.runtime import ConfigError
+    from scalebio.common.runtime import ConfigError
 
     with pytest.raises(ConfigError, match="methods.scalebio.lr_thta"):
         _select(denoise_data_dir, tiny_model_dir, tmp_path, lr_thta=1.0)
     with pytest.raises(ConfigError, match="global_batch_size=10 is not a multiple of micro_batch_size=4"):
         _select(denoise_data_dir, tiny_model_dir, tmp_path, global_batch_size=10, micro_batch_size=4)
-    with pytest.raises(ConfigError, match="lisa_n_layers=9"):
-        _select(denoise_data_dir, tiny_model_dir, tmp_path / "o", **SMALL, max_steps=1, use_lisa=True, lisa_n_layers=9)
+    with pytest.raises(ConfigError, match="lisa.n_layers=9"):
+        _select(denoise_data_dir, tiny_model_dir, tmp_path / "o", **SMALL, max_steps=1, lisa={"n_layers": 9})
     assert not (tmp_path / "o" / "selection.json").exists()
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------
 def test_cli_golden_run(tiny_model_dir, denoise_data_dir, tmp_path):
     cfg = _write_run_yaml(tmp_path / "run.yaml", denoise_data_dir, tiny_model_dir, tmp_path / "out", **SMALL)
-    r = _cli("reweight", "--config", str(cfg), "max_steps=2", "use_lisa=true", "lisa_n_layers=2", "seed=5")
+    r = _cli("reweight", "--config", str(cfg), "max_steps=2", "lisa.n_layers=2", "seed=5")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("selection.json")
     sel = read_selection(tmp_path / "out" / "selection.json")
     assert sel["method"] == "scalebio" and sel["kind"] == "weights" and sel["seed"] == 5
-    assert sel["config"]["use_lisa"] is True and sel["config"]["max_steps"] == 2
+    assert sel["config"]["lisa"]["n_layers"] == 2 and sel["config"]["max_steps"] == 2
     assert abs(sum(sel["weights"].values()) - 1) < 1e-6 and sorted(sel["weights"]) == sorted(sel["sources"])
     assert all(sel["sources"][k]["n_examples"] == 64 for k in sel["sources"])
     rows = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
@@ -217,7 +217,7 @@ def test_cli_help_dry_run_and_errors(tiny_model_dir, denoise_data_dir, tmp_path,
     """In-process (no interpreter start-up): --help lists every option with its default, --dry-run
     resolves overrides without running, an unknown option is one clear line and exit code 2."""
     from scalebio.cli import main
-    from scalebio.config import describe
+    from scalebio.common.config import describe
 
     cfg = _write_run_yaml(tmp_path / "run.yaml", denoise_data_dir, tiny_model_dir, tmp_path / "out", **SMALL)
     with pytest.raises(SystemExit) as e:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from scalebio.finetune import LOG_FILE, SFTOptions, finetune
-from scalebio.mixture import build_sft_set
-from scalebio.runtime import SuiteError
-from scalebio.selection import MethodInputs, write_selection
+from scalebio.common.runtime import SuiteError
+from scalebio.common.selection import MethodInputs, write_selection
+from scalebio.common.training import SFTConfig
+from scalebio.sft.finetune import LOG_FILE, finetune
+from scalebio.sft.mixture import build_sft_set
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"global_batch_size": 8, "micro_batch_size": 4, "max_length": 96, "learning_rate": 1e-3, "warmup_ratio": 0.0}
@@ -94,7 +95,7 @@ def test_lisa_trains_only_sampled_layers(train_file, tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "lisa"
-    finetune(train_file, tiny_model_dir, out, {**FAST, "max_steps": 2, "lisa_layers": 1, "lisa_interval": 10}, seed=0)
+    finetune(train_file, tiny_model_dir, out, {**FAST, "max_steps": 2, "lisa": {"n_layers": 1, "interval": 10}}, seed=0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tuned = AutoModelForCausalLM.from_pretrained(out)
     changed = [
@@ -123,14 +124,14 @@ def test_bad_options_are_rejected_before_training(opts, match, train_file, tiny_
 
 
 def test_options_defaults_are_the_papers():
-    o = SFTOptions()
+    o = SFTConfig()
     assert (o.learning_rate, o.epochs, o.lr_scheduler, o.warmup_ratio) == (2e-5, 1.0, "cosine", 0.03)
     assert (o.global_batch_size, o.micro_batch_size, o.max_length) == (128, 8, 1024)
 
 
 def run_cli(args: list[str], launcher: list[str] | None = None) -> None:
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": os.environ.get("SCALEBIO_TEST_THREADS", "1")}
-    cmd = (launcher or [sys.executable]) + ["-m", "scalebio.finetune", *args]
+    cmd = (launcher or [sys.executable]) + ["-m", "scalebio.sft.finetune", *args]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
 

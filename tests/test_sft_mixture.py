@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from scalebio.data import read_jsonl
-from scalebio.mixture import build_sft_set, largest_remainder, main, plan_counts
-from scalebio.runtime import SuiteError
-from scalebio.selection import MethodInputs, write_selection
+from scalebio.common.data import read_jsonl
+from scalebio.common.runtime import SuiteError
+from scalebio.common.selection import MethodInputs, write_selection
+from scalebio.sft.mixture import build_sft_set, largest_remainder, main, plan_counts
 
 N_PER_SOURCE = 64  # denoise_data_dir fixture: 5 sources x 64, 32 validation records
 N_VAL = 32
@@ -58,7 +58,7 @@ def test_plan_counts_caps_and_redistributes_by_weight():
 
 def test_weights_selection_counts_no_duplicates_and_validation_once(denoise_data_dir, tmp_path):
     sel = weights_selection(denoise_data_dir, tmp_path / "sel", W)
-    m = build_sft_set(sel, denoise_data_dir, tmp_path / "out", budget=100, seed=3)
+    m = build_sft_set(sel, denoise_data_dir, tmp_path / "out", seed=3)
     assert m["counts"] == {"noise000": 50, "noise025": 30, "noise050": 20, "noise075": 0, "noise100": 0}
     rows = read_jsonl(tmp_path / "out" / "train.jsonl")
     assert len(rows) == m["n_examples"] == 100 + N_VAL
@@ -78,9 +78,9 @@ def test_weights_selection_counts_no_duplicates_and_validation_once(denoise_data
 
 def test_deterministic_under_seed(denoise_data_dir, tmp_path):
     sel = weights_selection(denoise_data_dir, tmp_path / "sel", W)
-    build_sft_set(sel, denoise_data_dir, tmp_path / "a", budget=100, seed=1)
-    build_sft_set(sel, denoise_data_dir, tmp_path / "b", budget=100, seed=1)
-    build_sft_set(sel, denoise_data_dir, tmp_path / "c", budget=100, seed=2)
+    build_sft_set(sel, denoise_data_dir, tmp_path / "a", seed=1)
+    build_sft_set(sel, denoise_data_dir, tmp_path / "b", seed=1)
+    build_sft_set(sel, denoise_data_dir, tmp_path / "c", seed=2)
     a, b, c = ((tmp_path / d / "train.jsonl").read_text() for d in "abc")
     assert a == b
     assert a != c and sorted(a.splitlines()) != sorted(c.splitlines())  # other draw, not only another order
@@ -88,8 +88,8 @@ def test_deterministic_under_seed(denoise_data_dir, tmp_path):
 
 def test_small_source_shortfall_and_duplicates_are_logged(denoise_data_dir, tmp_path, caplog):
     sel = weights_selection(denoise_data_dir, tmp_path / "sel", {"noise000": 0.8, "noise025": 0.2})
-    with caplog.at_level(logging.WARNING, logger="scalebio.mixture"):
-        m = build_sft_set(sel, denoise_data_dir, tmp_path / "out", budget=100, append_validation=False)
+    with caplog.at_level(logging.WARNING, logger="scalebio.sft.mixture"):
+        m = build_sft_set(sel, denoise_data_dir, tmp_path / "out", append_validation=False)
     assert m["counts"]["noise000"] == N_PER_SOURCE and m["counts"]["noise025"] == 100 - N_PER_SOURCE
     assert m["shortfalls"] == {"noise000": 80 - N_PER_SOURCE} and m["duplicates"] == {}
     assert "shortfall" in caplog.text
@@ -97,8 +97,9 @@ def test_small_source_shortfall_and_duplicates_are_logged(denoise_data_dir, tmp_
     assert len({(r["source"], r["id"]) for r in rows}) == 100  # still no duplicates
     # Budget above the whole positive-weight pool: duplicates are unavoidable, and logged.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="scalebio.mixture"):
-        m = build_sft_set(sel, denoise_data_dir, tmp_path / "big", budget=200, append_validation=False)
+    with caplog.at_level(logging.WARNING, logger="scalebio.sft.mixture"):
+        big = weights_selection(denoise_data_dir, tmp_path / "sel200", {"noise000": 0.8, "noise025": 0.2}, budget=200)
+        m = build_sft_set(big, denoise_data_dir, tmp_path / "big", append_validation=False)
     assert sum(m["duplicates"].values()) == 200 - 2 * N_PER_SOURCE and "duplicate" in caplog.text
     rows = read_jsonl(tmp_path / "big" / "train.jsonl")
     assert len(rows) == 200 and max(Counter((r["source"], r["id"]) for r in rows).values()) == 2
@@ -139,7 +140,6 @@ def test_cli_no_validation(denoise_data_dir, tmp_path):
 )
 def test_bad_weights_selection_writes_nothing(denoise_data_dir, tmp_path, case, match):
     sel = weights_selection(denoise_data_dir, tmp_path / "sel", W)
-    budget = None
     if case == "sum":
         edit_selection(sel, weights={**W, "noise100": 0.1})
     elif case == "nan":
@@ -149,9 +149,9 @@ def test_bad_weights_selection_writes_nothing(denoise_data_dir, tmp_path, case, 
     elif case == "unknown_source":
         edit_selection(sel, weights={**W, "noise000": 0.4, "elsewhere": 0.1})
     elif case == "budget0":
-        budget = 0
+        edit_selection(sel, budget=0)
     with pytest.raises(SuiteError, match=match):
-        build_sft_set(sel, denoise_data_dir, tmp_path / "out", budget=budget)
+        build_sft_set(sel, denoise_data_dir, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -5,35 +5,35 @@ rule tiny_model:
     output:
         directory(ASSET_DIRS["tiny"]),
     log:
-        "logs/assets/tiny.log",
+        f"{LOGS}/assets/tiny.log",
     conda:
         "../envs/suite.yaml"
     params:
         opts=lambda w: json.dumps(config.get("assets", {}).get("tiny", {})),
     shell:
-        "python -m scalebio.assets tiny {output} --config {params.opts:q} > {log} 2>&1"
+        "python -m scalebio asset tiny {output} --config {params.opts:q} > {log} 2>&1"
 
 
 rule smollm2_model:
     output:
         directory(ASSET_DIRS["smollm2"]),
     log:
-        "logs/assets/smollm2.log",
+        f"{LOGS}/assets/smollm2.log",
     conda:
         "../envs/suite.yaml"
     shell:
-        "python -m scalebio.assets smollm2 {output} > {log} 2>&1"
+        "python -m scalebio asset smollm2 {output} > {log} 2>&1"
 
 
 rule mtbench_data:
     output:
         directory(ASSET_DIRS["mtbench"]),
     log:
-        "logs/assets/mtbench.log",
+        f"{LOGS}/assets/mtbench.log",
     conda:
         "../envs/suite.yaml"
     shell:
-        "python -m scalebio.assets mtbench {output} > {log} 2>&1"
+        "python -m scalebio asset mtbench {output} > {log} 2>&1"
 
 
 rule assets:

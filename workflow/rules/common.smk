@@ -1,8 +1,8 @@
-# Config validation and helpers shared by every stage.
+# Config validation and the small input functions every stage uses.
 import json
 from pathlib import Path
 
-from scalebio.runtime import configure_hub
+from scalebio.common.runtime import configure_hub
 
 from snakemake.utils import validate
 
@@ -11,7 +11,18 @@ validate(config, schema="../schemas/config.schema.yaml")
 # Offline unless the config opts into the hub; child processes inherit the environment.
 configure_hub(config.get("hub", False))
 
-RESULTS = config.get("results_dir", "results")
+
+def config_name():
+    """Name of the config in use: the --configfile stem ("default" for config/config.yaml)."""
+    files = [Path(f) for f in workflow.configfiles]
+    stem = files[-1].stem if files else "default"
+    return "default" if stem == "config" else stem
+
+
+# Every config writes under its own folder: results, logs and benchmarks never collide between configs.
+RESULTS = config.get("results_dir") or f"results/{config_name()}"
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
 ASSET_DIRS = {
     "tiny": "resources/models/tiny",
     "smollm2": "resources/models/smollm2-135m-instruct",
@@ -38,6 +49,33 @@ def check_config():
 check_config()
 
 
+def section(experiment, *path):
+    """A global config section (e.g. ``sft`` or ``eval/math``) overridden by the experiment's own copy.
+
+    The experiment's copy lives under the same path, except that ``methods/<m>`` is ``method_options/<m>``.
+    Nested mappings are merged key by key.
+    """
+    glob = config
+    for key in path:
+        glob = (glob or {}).get(key) or {}
+    local_path = ("method_options", *path[1:]) if path[0] == "methods" else path
+    local = experiments()[experiment]
+    for key in local_path:
+        local = (local or {}).get(key) or {}
+    return merge(dict(glob), local)
+
+
+def merge(base, update):
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = (
+            merge(out[k], v)
+            if isinstance(v, dict) and isinstance(out.get(k), dict)
+            else v
+        )
+    return out
+
+
 def model_spec(name):
     return config["models"][name]
 
@@ -58,12 +96,9 @@ def run_dir(experiment, model, method):
 
 
 def method_options(experiment, method):
-    """Global ``methods.<m>`` options, overridden by ``experiments.<e>.method_options.<m>``."""
-    opts = dict(config.get("methods", {}).get(method, {}) or {})
+    """``methods.<m>`` overridden by ``experiments.<e>.method_options.<m>`` (``module`` is not an option)."""
+    opts = section(experiment, "methods", method)
     opts.pop("module", None)
-    opts.update(
-        experiments()[experiment].get("method_options", {}).get(method, {}) or {}
-    )
     return opts
 
 
@@ -71,56 +106,43 @@ def method_module(method):
     return (config.get("methods", {}).get(method) or {}).get("module", "")
 
 
+def with_model_dtype(model, opts):
+    """A stage's options with the model's ``dtype`` as default."""
+    if model_spec(model).get("dtype"):
+        opts = {"dtype": model_spec(model)["dtype"], **opts}
+    return opts
+
+
 def evals_of(experiment):
     return experiments()[experiment].get("evals", [])
 
 
 def report_inputs(experiment):
-    """Everything the report of one experiment reads: selections, and evaluations if that stage exists."""
+    """Everything the report of one experiment reads: selections and evaluation summaries."""
     e = experiments()[experiment]
     out = []
     for m in e["models"]:
         out += [
             f"{run_dir(experiment, m, meth)}/selection.json" for meth in e["methods"]
         ]
-        if has_rule("evaluate"):
-            for meth in ["base", *e["methods"]]:
-                out += [
-                    f"{run_dir(experiment, m, meth)}/eval/{ev}/summary.json"
-                    for ev in evals_of(experiment)
-                ]
+        for meth in ["base", *e["methods"]]:
+            out += [
+                f"{run_dir(experiment, m, meth)}/eval/{ev}/summary.json"
+                for ev in evals_of(experiment)
+            ]
     return out
 
 
-def report_targets():
-    return [f"{RESULTS}/{exp}/report/claims.csv" for exp in experiments()]
-
-
-def has_rule(name):
-    try:
-        getattr(rules, name)
-        return True
-    except Exception:
-        return False
-
-
 def all_targets():
-    """Final outputs of every stage whose rules are defined (stages join as they land)."""
+    """Every final output: selections, models and evaluations of every run, and every report."""
     out = []
     for exp, e in experiments().items():
         for m in e["models"]:
             for meth in e["methods"]:
                 rd = run_dir(exp, m, meth)
-                out.append(f"{rd}/selection.json")
-                if has_rule("finetune"):
-                    out.append(f"{rd}/model")
-                if has_rule("evaluate"):
-                    out += [f"{rd}/eval/{ev}/summary.json" for ev in evals_of(exp)]
-            if has_rule("evaluate"):
-                rd = run_dir(exp, m, "base")
-                out += [f"{rd}/eval/{ev}/summary.json" for ev in evals_of(exp)]
-    if has_rule("report_tables"):
-        out += report_targets()
+                out += [f"{rd}/selection.json", f"{rd}/model"]
+            out += report_inputs(exp)
+        out.append(f"{RESULTS}/{exp}/report/claims.csv")
     return out
 
 
@@ -128,17 +150,6 @@ wildcard_constraints:
     experiment=r"[A-Za-z0-9_\-]+",
     model=r"[A-Za-z0-9_.\-]+",
     method=r"[A-Za-z0-9_\-]+",
-
-
-# ---- sft
-def sft_options(experiment, model):
-    """SFT options: the model's ``dtype``, then top-level ``sft:``, then ``experiments.<e>.sft``."""
-    opts = {}
-    if model_spec(model).get("dtype"):
-        opts["dtype"] = model_spec(model)["dtype"]
-    opts.update(config.get("sft") or {})
-    opts.update(experiments()[experiment].get("sft") or {})
-    return opts
 
 
 # ---- eval
@@ -151,8 +162,7 @@ def eval_model_path(wildcards):
 
 def eval_judge_path(experiment):
     """Folder of the MT-Bench log-prob judge: ``eval.mtbench.judge_model`` names a key of ``models:``."""
-    opts = eval_section(experiment, "mtbench")
-    key = opts.get("judge_model")
+    key = section(experiment, "eval", "mtbench").get("judge_model")
     if key is None:
         return ASSET_DIRS["smollm2"]
     if key not in config["models"]:
@@ -162,19 +172,9 @@ def eval_judge_path(experiment):
     return model_dir(key)
 
 
-def eval_section(experiment, evaluation):
-    """Top-level ``eval.<evaluation>`` overridden by ``experiments.<e>.eval.<evaluation>``."""
-    opts = dict((config.get("eval") or {}).get(evaluation) or {})
-    opts.update((experiments()[experiment].get("eval") or {}).get(evaluation) or {})
-    return opts
-
-
 def eval_options(experiment, evaluation, model, method):
     """Options JSON of one evaluation job (the model's dtype, config sections, resolved paths)."""
-    opts = {}
-    if model_spec(model).get("dtype"):
-        opts["dtype"] = model_spec(model)["dtype"]
-    opts.update(eval_section(experiment, evaluation))
+    opts = with_model_dtype(model, section(experiment, "eval", evaluation))
     if evaluation == "mtbench":
         opts.setdefault("model_id", f"{model}-{method}")
         if opts.get("judge", "logprob") == "logprob":
@@ -193,7 +193,7 @@ def eval_inputs(wildcards):
     inputs = {"model": model}
     if wildcards.evaluation == "mtbench":
         inputs["mtbench"] = ASSET_DIRS["mtbench"]
-        opts = eval_section(wildcards.experiment, "mtbench")
+        opts = section(wildcards.experiment, "eval", "mtbench")
         if opts.get("judge", "logprob") == "logprob":
             judge = eval_judge_path(wildcards.experiment)
             if judge in ASSET_DIRS.values():

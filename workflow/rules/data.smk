@@ -5,11 +5,11 @@ rule data:
     output:
         directory(f"{RESULTS}/{{experiment}}/data"),
     log:
-        "logs/data/{experiment}.log",
+        f"{LOGS}/data/{{experiment}}.log",
     conda:
         "../envs/suite.yaml"
     params:
         spec=lambda w: json.dumps(experiments()[w.experiment]["data"]),
         seed=config.get("seed", 0),
     shell:
-        "python -m scalebio.datafolder {output} --spec {params.spec:q} --seed {params.seed} > {log} 2>&1"
+        "python -m scalebio data {output} --spec {params.spec:q} --seed {params.seed} > {log} 2>&1"

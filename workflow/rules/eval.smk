@@ -12,7 +12,9 @@ rule evaluate:
     output:
         f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/eval/{{evaluation}}/summary.json",
     log:
-        "logs/eval/{experiment}/{model}/{method}/{evaluation}.log",
+        f"{LOGS}/eval/{{experiment}}/{{model}}/{{method}}/{{evaluation}}.log",
+    benchmark:
+        f"{BENCH}/eval/{{experiment}}/{{model}}/{{method}}/{{evaluation}}.tsv"
     conda:
         "../envs/suite.yaml"
     threads: workflow.cores

@@ -51,7 +51,7 @@ rule report_tables:
             subcategory="downstream evaluation",
         ),
     log:
-        "logs/report/{experiment}.log",
+        f"{LOGS}/report/{{experiment}}.log",
     localrule: True
     conda:
         "../envs/suite.yaml"
@@ -60,5 +60,5 @@ rule report_tables:
         # <results>/<experiment>/report/claims.csv -> <results>
         results=lambda w, output: str(Path(output.claims).parents[2]),
     shell:
-        "python -m scalebio.reporting --experiment {wildcards.experiment} --spec {params.spec:q} "
+        "python -m scalebio report --experiment {wildcards.experiment} --spec {params.spec:q} "
         "--results {params.results} --data {input.data} > {log} 2>&1"

@@ -8,7 +8,9 @@ rule select:
     output:
         f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/selection.json",
     log:
-        "logs/select/{experiment}/{model}/{method}.log",
+        f"{LOGS}/select/{{experiment}}/{{model}}/{{method}}.log",
+    benchmark:
+        f"{BENCH}/select/{{experiment}}/{{model}}/{{method}}.tsv"
     conda:
         "../envs/suite.yaml"
     threads: workflow.cores
@@ -21,6 +23,6 @@ rule select:
         options=lambda w: json.dumps(method_options(w.experiment, w.method)),
         module=lambda w: method_module(w.method),
     shell:
-        "python -m baselines select --method {wildcards.method} --module={params.module:q} "
+        "python -m scalebio select --method {wildcards.method} --module={params.module:q} "
         "--data {input.data} --model {params.model} --out $(dirname {output}) "
         "--budget {params.budget} --seed {params.seed} --options {params.options:q} > {log} 2>&1"

@@ -9,15 +9,14 @@ rule sft_set:
         train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/train.jsonl",
         manifest=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/manifest.json",
     log:
-        "logs/sft_set/{experiment}/{model}/{method}.log",
+        f"{LOGS}/sft_set/{{experiment}}/{{model}}/{{method}}.log",
     conda:
         "../envs/suite.yaml"
     params:
-        budget=lambda w: experiments()[w.experiment]["budget"],
         seed=config.get("seed", 0),
     shell:
-        "python -m scalebio.mixture --selection {input.selection} --data {input.data} "
-        "--out $(dirname {output.train}) --budget {params.budget} --seed {params.seed} > {log} 2>&1"
+        "python -m scalebio sft-set --selection {input.selection} --data {input.data} "
+        "--out $(dirname {output.train}) --seed {params.seed} > {log} 2>&1"
 
 
 rule finetune:
@@ -27,7 +26,9 @@ rule finetune:
     output:
         directory(f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/model"),
     log:
-        "logs/finetune/{experiment}/{model}/{method}.log",
+        f"{LOGS}/finetune/{{experiment}}/{{model}}/{{method}}.log",
+    benchmark:
+        f"{BENCH}/finetune/{{experiment}}/{{model}}/{{method}}.tsv"
     conda:
         "../envs/suite.yaml"
     threads: workflow.cores
@@ -35,8 +36,10 @@ rule finetune:
         gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
     params:
         model=lambda w: model_dir(w.model),
-        options=lambda w: json.dumps(sft_options(w.experiment, w.model)),
+        options=lambda w: json.dumps(
+            with_model_dtype(w.model, section(w.experiment, "sft"))
+        ),
         seed=config.get("seed", 0),
     shell:
-        "python -m scalebio.finetune --train {input.train} --model {params.model} --out {output} "
+        "python -m scalebio finetune --train {input.train} --model {params.model} --out {output} "
         "--options {params.options:q} --seed {params.seed} > {log} 2>&1"

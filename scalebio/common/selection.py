@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalebio.data import list_sources
-from scalebio.runtime import DataError, atomic_write_json, config_hash, file_sha256
+from scalebio.common.data import list_sources
+from scalebio.common.runtime import DataError, atomic_write_json, config_hash, file_sha256
 
 SELECTION_FILE = "selection.json"
 
 
 @dataclass
 class MethodInputs:
-    """What every method receives (the contract of ``baselines/registry.py``)."""
+    """What every method receives (the contract of ``scalebio/common/registry.py``)."""
 
     data_dir: str
     """Folder with ``sources/<name>.jsonl`` and ``validation.jsonl``."""

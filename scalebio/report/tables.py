@@ -10,7 +10,7 @@ trajectories), ``eval/*/summary.json`` and the data folder's ``card.json``. Writ
     claims.{csv,md}       the experiment's expected outcome (paper claim) checked on ScaleBiO's weights
     weights.png, trajectory.png, downstream.png
 
-``python -m scalebio.reporting --experiment denoise --spec JSON --results results --data DIR``
+``python -m scalebio report --experiment denoise --spec JSON --results results --data DIR``
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
-from scalebio.data import read_jsonl
-from scalebio.runtime import atomic_write_text, main_guard
+from scalebio.common.data import read_jsonl
+from scalebio.common.runtime import atomic_write_text, main_guard
+from scalebio.report.claims import check_claim
+from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
 
 
 def _read_json(path: Path) -> dict | None:
@@ -55,12 +57,6 @@ def selection_corruption(sel: dict, data_dir: Path) -> float | None:
     return sum(picked) / max(1, len(picked))
 
 
-def spearman(x: list[float], y: list[float]) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y).statistic)
-
-
 def _table(rows: list[dict], columns: list[str]) -> tuple[str, str]:
     """(CSV, Markdown) renderings of ``rows``; floats to 4 significant digits."""
 
@@ -82,11 +78,6 @@ def _write_table(out: Path, stem: str, rows: list[dict], columns: list[str], tit
 
 
 def experiment_report(experiment: str, spec: dict, results: Path, data_dir: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = results / experiment / "report"
     out.mkdir(parents=True, exist_ok=True)
     card = _read_json(data_dir / "card.json") or {}
@@ -107,7 +98,7 @@ def experiment_report(experiment: str, spec: dict, results: Path, data_dir: Path
             if (rd / "metrics.jsonl").exists():
                 trajectories[(model, method)] = [r for r in read_jsonl(rd / "metrics.jsonl") if "weights" in r]
             if method == "scalebio":
-                claim_rows.append(_check_claim(card, comp, model))
+                claim_rows.append(check_claim(card, comp, model))
         for method in ["base", *spec["methods"]]:
             for ev in spec.get("evals", []):
                 s = _read_json(results / experiment / model / method / "eval" / ev / "summary.json")
@@ -160,80 +151,10 @@ def experiment_report(experiment: str, spec: dict, results: Path, data_dir: Path
         f"{experiment}: the paper's qualitative claim, checked on ScaleBiO's learned weights",
     )
 
-    # ---- figures
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(sources) + 2), 3.6))
-    width = 0.8 / max(1, len(weight_rows))
-    for i, r in enumerate(weight_rows):
-        ax.bar(
-            [j + i * width for j in range(len(sources))],
-            [r[s] for s in sources],
-            width,
-            label=f"{r['method']} ({r['model']})",
-        )
-    if sources:
-        ax.axhline(1 / len(sources), color="k", ls="--", lw=0.8, label="uniform")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sources))], sources, rotation=30, ha="right")
-    ax.set_ylabel("share of SFT budget")
-    ax.set_title(f"{experiment}: data composition per method")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "weights.png", dpi=120)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, max(1, len(trajectories)), figsize=(5 * max(1, len(trajectories)), 3.4), squeeze=False)
-    for ax, ((model, method), traj) in zip(axes[0], trajectories.items()):
-        steps = [r["step"] for r in traj]
-        for s in sources:
-            ax.plot(steps, [r["weights"].get(s, float("nan")) for r in traj], label=s)
-        ax.set_title(f"{method} weights over steps ({model})")
-        ax.set_xlabel("step")
-        ax.set_ylabel("p")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "trajectory.png", dpi=120)
-    plt.close(fig)
-
-    evs = sorted({r["evaluation"] for r in down_rows})
-    fig, axes = plt.subplots(1, max(1, len(evs)), figsize=(4.5 * max(1, len(evs)), 3.4), squeeze=False)
-    for ax, ev in zip(axes[0], evs):
-        rows = [r for r in down_rows if r["evaluation"] == ev]
-        ax.bar(
-            [f"{r['method']}\n{r['model']}" for r in rows],
-            [r["value"] or 0 for r in rows],
-            yerr=[r["stderr"] or 0 for r in rows],
-        )
-        ax.set_title(f"{ev}: {rows[0]['metric']}\n[{rows[0]['grader/judge']}]", fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "downstream.png", dpi=120)
-    plt.close(fig)
+    plot_weights(out / "weights.png", experiment, weight_rows, sources)
+    plot_trajectories(out / "trajectory.png", trajectories, sources)
+    plot_downstream(out / "downstream.png", down_rows)
     return out
-
-
-def _check_claim(card: dict, comp: dict[str, float], model: str) -> dict:
-    """The experiment's expected outcome, measured on ScaleBiO's learned weights."""
-    if card.get("noise"):
-        names = sorted(card["noise"])
-        rho = spearman([card["noise"][n] for n in names], [comp.get(n, 0.0) for n in names])
-        return {
-            "model": model,
-            "claim": card.get("expected"),
-            "measure": "Spearman(noise, weight)",
-            "value": rho,
-            "threshold": "<= -0.9",
-            "status": "✓" if rho <= -0.9 + 1e-9 else "✗",  # one swapped pair of 5 is exactly -0.9
-        }
-    targets = card.get("targets") or []
-    share = sum(comp.get(t, 0.0) for t in targets)
-    uniform = len(targets) / max(1, len(comp))
-    return {
-        "model": model,
-        "claim": card.get("expected"),
-        "measure": f"weight on {targets} (uniform {uniform:.3g})",
-        "value": share,
-        "threshold": f"> {uniform:.3g}",
-        "status": "✓" if share > uniform else "✗",
-    }
 
 
 @main_guard

@@ -1,4 +1,4 @@
-"""Reference-model sampling: scores equal directly computed losses; denoising; bad input."""
+"""RHO-LOSS: scores equal directly computed losses; denoising; bad input."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines import reference
-from scalebio.data import load_split
-from scalebio.modeling import IGNORE_INDEX, load_model, load_tokenizer
-from scalebio.runtime import SuiteError
-from scalebio.selection import MethodInputs, read_selection
+from baselines import rho_loss
+from scalebio.common.data import load_split
+from scalebio.common.modeling import IGNORE_INDEX, load_model, load_tokenizer
+from scalebio.common.runtime import SuiteError
+from scalebio.common.selection import MethodInputs, read_selection
 
-TINY_REFERENCE = {"learning_rate": 1e-3, "epochs": 8.0, "global_batch_size": 8, "max_length": 96}
+TINY_RHO = {"holdout": {"learning_rate": 1e-3, "epochs": 8.0, "global_batch_size": 8, "max_length": 96}}
 
 
 def direct_loss(model, example) -> float:
@@ -40,7 +40,7 @@ def test_scores_equal_direct_losses(tiny_model_dir, denoise_data_dir):
         for p in ref.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     examples = load_split(denoise_data_dir / "sources" / "noise050.jsonl", tok, 96, what="source")[:6]
-    scores, base_loss, ref_loss = reference.excess_scores(base, ref, examples, tok.pad_token_id, batch_size=4)
+    scores, base_loss, ref_loss = rho_loss.excess_scores(base, ref, examples, tok.pad_token_id, batch_size=4)
     for i, ex in enumerate(examples):
         b, r = direct_loss(base, ex), direct_loss(ref, ex)
         assert base_loss[i].item() == pytest.approx(b, rel=1e-4)
@@ -51,17 +51,17 @@ def test_scores_equal_direct_losses(tiny_model_dir, denoise_data_dir):
 
 def test_softmax_selection_samples_without_replacement():
     scores = torch.tensor([5.0, 4.0, 0.0, -1.0, -5.0, 3.0])
-    opts = reference.ReferenceOptions(selection="softmax", temperature=0.01)
-    picked = reference.choose(scores, 3, opts, seed=0)
+    opts = rho_loss.Options(selection="softmax", temperature=0.01)
+    picked = rho_loss.choose(scores, 3, opts, seed=0)
     assert sorted(picked) == [0, 1, 5]  # a tiny temperature is top-N
-    opts = reference.ReferenceOptions(selection="softmax", temperature=100.0)
-    draws = [tuple(sorted(reference.choose(scores, 3, opts, seed=s))) for s in range(20)]
+    opts = rho_loss.Options(selection="softmax", temperature=100.0)
+    draws = [tuple(sorted(rho_loss.choose(scores, 3, opts, seed=s))) for s in range(20)]
     assert all(len(set(d)) == 3 for d in draws) and len(set(draws)) > 1  # a large one is near-uniform
 
 
-def test_reference_selects_clean_examples(tiny_model_dir, denoise_data_dir, tmp_path):
-    inputs = MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=64, options=TINY_REFERENCE)
-    sel = read_selection(reference.select(inputs))
+def test_rho_loss_selects_clean_examples(tiny_model_dir, denoise_data_dir, tmp_path):
+    inputs = MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=64, options=TINY_RHO)
+    sel = read_selection(rho_loss.select(inputs))
     flags = {}
     for f in (denoise_data_dir / "sources").glob("*.jsonl"):
         for line in f.read_text().splitlines():
@@ -82,16 +82,20 @@ def test_validation_without_response_tokens_fails_before_training(tiny_model_dir
     # max_length 8 cuts every validation example inside its prompt: no response tokens remain
     long_prompt = {"prompt": "word " * 200, "response": "The answer is $\\boxed{1}$."}
     (data / "validation.jsonl").write_text(json.dumps(long_prompt) + "\n")
-    inputs = MethodInputs(str(data), str(tiny_model_dir), str(tmp_path / "run"), budget=4, options={"max_length": 64})
+    inputs = MethodInputs(
+        str(data), str(tiny_model_dir), str(tmp_path / "run"), budget=4, options={"holdout": {"max_length": 64}}
+    )
     with pytest.raises(SuiteError, match="validation set"):
-        reference.select(inputs)
+        rho_loss.select(inputs)
     (data / "sources" / "empty.jsonl").write_text("")
     with pytest.raises(SuiteError, match="empty"):
-        reference.select(inputs)
+        rho_loss.select(inputs)
     assert not (tmp_path / "run" / "selection.json").exists()
 
 
 def test_wrong_option_type(tiny_model_dir, denoise_data_dir, tmp_path):
-    inputs = MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=4, options={"epochs": "3"})
-    with pytest.raises(SuiteError, match="methods.reference.epochs"):
-        reference.select(inputs)
+    inputs = MethodInputs(
+        str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=4, options={"holdout": {"epochs": "3"}}
+    )
+    with pytest.raises(SuiteError, match="methods.rho_loss.holdout.epochs"):
+        rho_loss.select(inputs)

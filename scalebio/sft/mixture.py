@@ -1,7 +1,9 @@
-"""Build the SFT training set from any method's ``selection.json`` (method notes §10, stage B).
+"""Build the SFT training set from any method's ``selection.json`` (METHOD.md §10, step 2).
 
-    python -m scalebio.mixture --selection results/ci/denoise/tiny/uniform/selection.json \\
-        --data results/denoise/data --out results/ci/denoise/tiny/uniform/sft_data --budget 24
+    python -m scalebio sft-set --selection results/ci/denoise/tiny/uniform/selection.json \\
+        --data results/ci/denoise/data --out results/ci/denoise/tiny/uniform/sft_data
+
+N (the budget) is the selection's own ``budget``: it is set once, when the method runs.
 
 - ``kind: weights``: n_k = N * p_k per source with largest-remainder rounding (sizes sum to N
   exactly; the official code truncates with ``int`` and tops up with duplicates), drawn without
@@ -26,8 +28,8 @@ import os
 import random
 from pathlib import Path
 
-from scalebio.data import list_sources, read_jsonl
-from scalebio.runtime import (
+from scalebio.common.data import list_sources, read_jsonl
+from scalebio.common.runtime import (
     ConfigError,
     DataError,
     atomic_write_json,
@@ -37,9 +39,9 @@ from scalebio.runtime import (
     setup_logging,
     write_jsonl,
 )
-from scalebio.selection import pool_info, read_selection
+from scalebio.common.selection import pool_info, read_selection
 
-log = logging.getLogger("scalebio.mixture")
+log = logging.getLogger("scalebio.sft.mixture")
 
 TRAIN_FILE = "train.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -117,17 +119,8 @@ def _tag(record: dict, source: str) -> dict:
     return row
 
 
-def build_sft_set(
-    selection_path: str | os.PathLike,
-    data_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    budget: int | None = None,
-    seed: int = 0,
-    append_validation: bool = True,
-) -> dict:
-    """Build ``out_dir/train.jsonl`` + ``manifest.json`` from a selection; returns the manifest."""
-    selection_path, data_dir, out_dir = Path(selection_path), Path(data_dir), Path(out_dir)
-    sel = read_selection(selection_path)
+def check_pool(sel: dict, selection_path: Path, data_dir: Path) -> tuple[dict, dict, str]:
+    """The data folder's sources, their info and fingerprint; the selection must have been made on this pool."""
     sources = list_sources(data_dir)
     info, fingerprint = pool_info(sources)
     if sel["pool_fingerprint"] != fingerprint:
@@ -143,45 +136,64 @@ def build_sft_set(
         )
     if VALIDATION_SOURCE in sources:
         raise DataError(f"data folder '{data_dir}' has a source named '{VALIDATION_SOURCE}', a reserved name")
-    if budget is None:
-        budget = sel.get("budget")
+    return sources, info, fingerprint
+
+
+def rows_from_weights(sel: dict, pool: dict[str, list[dict]], budget: int, seed: int, where: str):
+    """N records drawn by the weights: (rows, counts, shortfalls, repeats)."""
+    unknown = sorted(set(sel["weights"]) - set(pool))
+    if unknown:
+        raise DataError(f"selection '{where}': weights name sources not in the data folder: {unknown}")
+    weights = {k: float(sel["weights"].get(k, 0.0)) for k in sorted(pool)}
+    counts, shortfalls, repeats = plan_counts(weights, {k: len(v) for k, v in pool.items()}, budget)
+    rows = []
+    for name in sorted(pool):
+        # One generator per source (seeded by the name too), so a source's draw does not
+        # depend on which other sources exist or how many examples they gave.
+        rng = random.Random(f"{seed}:{name}")
+        rows += [_tag(r, name) for r in draw(pool[name], counts[name], rng)]
+    return rows, counts, shortfalls, repeats
+
+
+def rows_from_examples(sel: dict, pool: dict[str, list[dict]], budget: int, where: str):
+    """Exactly the listed records: (rows, counts, {}, repeats)."""
+    by_id = {name: {r["id"]: r for r in recs} for name, recs in pool.items()}
+    rows, counts = [], dict.fromkeys(sorted(pool), 0)
+    for i, ex in enumerate(sel["examples"]):
+        name, rid = ex.get("source"), str(ex.get("id"))
+        if name not in by_id:
+            raise DataError(f"selection '{where}': examples[{i}] names source '{name}', not in the pool")
+        if rid not in by_id[name]:
+            raise DataError(f"selection '{where}': examples[{i}] names id '{rid}', not in source '{name}'")
+        rows.append(_tag(by_id[name][rid], name))
+        counts[name] += 1
+    keys = [(r["source"], r["id"]) for r in rows]
+    repeats = {"_total": len(keys) - len(set(keys))} if len(set(keys)) != len(keys) else {}
+    if len(rows) != budget:
+        log.warning("selection lists %d examples, budget is %d: using the %d listed", len(rows), budget, len(rows))
+    return rows, counts, {}, repeats
+
+
+def build_sft_set(
+    selection_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    append_validation: bool = True,
+) -> dict:
+    """Build ``out_dir/train.jsonl`` + ``manifest.json`` from a selection; returns the manifest."""
+    selection_path, data_dir, out_dir = Path(selection_path), Path(data_dir), Path(out_dir)
+    sel = read_selection(selection_path)
+    sources, info, fingerprint = check_pool(sel, selection_path, data_dir)
+    budget = sel.get("budget")
     if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
-        raise ConfigError(f"budget must be a positive integer, got {budget!r} (selection '{selection_path}')")
+        raise ConfigError(f"selection '{selection_path}': budget must be a positive integer, got {budget!r}")
 
     pool = {name: read_jsonl(path) for name, path in sources.items()}
-    counts: dict[str, int] = {}
-    shortfalls: dict[str, int] = {}
-    repeats: dict[str, int] = {}
-    rows: list[dict] = []
     if sel["kind"] == "weights":
-        weights = sel["weights"]
-        unknown = sorted(set(weights) - set(pool))
-        if unknown:
-            raise DataError(f"selection '{selection_path}': weights name sources not in '{data_dir}': {unknown}")
-        weights = {k: float(weights.get(k, 0.0)) for k in sorted(pool)}
-        counts, shortfalls, repeats = plan_counts(weights, {k: len(v) for k, v in pool.items()}, budget)
-        for name in sorted(pool):
-            # One generator per source (seeded by the name too), so a source's draw does not
-            # depend on which other sources exist or how many examples they gave.
-            rng = random.Random(f"{seed}:{name}")
-            rows += [_tag(r, name) for r in draw(pool[name], counts[name], rng)]
+        rows, counts, shortfalls, repeats = rows_from_weights(sel, pool, budget, seed, str(selection_path))
     else:
-        by_id = {name: {r["id"]: r for r in recs} for name, recs in pool.items()}
-        for i, ex in enumerate(sel["examples"]):
-            name, rid = ex.get("source"), str(ex.get("id"))
-            if name not in by_id:
-                raise DataError(f"selection '{selection_path}': examples[{i}] names source '{name}', not in the pool")
-            if rid not in by_id[name]:
-                raise DataError(f"selection '{selection_path}': examples[{i}] names id '{rid}', not in source '{name}'")
-            rows.append(_tag(by_id[name][rid], name))
-            counts[name] = counts.get(name, 0) + 1
-        counts = {k: counts.get(k, 0) for k in sorted(pool)}
-        keys = [(r["source"], r["id"]) for r in rows]
-        if len(set(keys)) != len(keys):
-            repeats = {"_total": len(keys) - len(set(keys))}
-        if len(rows) != budget:
-            log.warning("selection lists %d examples, budget is %d: using the %d listed", len(rows), budget, len(rows))
-
+        rows, counts, shortfalls, repeats = rows_from_examples(sel, pool, budget, str(selection_path))
     for k, n in shortfalls.items():
         log.warning(
             "source '%s' holds %d examples, fewer than its share; shortfall %d redistributed", k, len(pool[k]), n
@@ -240,16 +252,15 @@ def _write_pair(out_dir: Path, rows: list[dict], manifest: dict) -> None:
 
 @main_guard
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.mixture", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio sft-set", description=__doc__.split("\n\n")[0])
     ap.add_argument("--selection", required=True, help="selection.json written by any method")
     ap.add_argument("--data", required=True, help="data folder the selection was made on")
     ap.add_argument("--out", required=True, help="folder for train.jsonl and manifest.json")
-    ap.add_argument("--budget", type=int, default=None, help="N examples (default: the selection's budget)")
     ap.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed")
     ap.add_argument("--no-validation", action="store_true", help="do not append the validation set")
     a = ap.parse_args(argv)
     setup_logging(None, name="scalebio")
-    build_sft_set(a.selection, a.data, a.out, budget=a.budget, seed=a.seed, append_validation=not a.no_validation)
+    build_sft_set(a.selection, a.data, a.out, seed=a.seed, append_validation=not a.no_validation)
 
 
 if __name__ == "__main__":

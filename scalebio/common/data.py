@@ -15,13 +15,12 @@ tokenizer's own chat template; the loss covers assistant turns only.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalebio.modeling import IGNORE_INDEX
-from scalebio.runtime import DataError
+from scalebio.common.modeling import IGNORE_INDEX
+from scalebio.common.runtime import DataError, json_object
 
 SHAREGPT_ROLES = {
     "human": "user",
@@ -50,12 +49,7 @@ def read_jsonl(
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{i}: each line must be a JSON object")
+            row = json_object(line, f"{path}:{i}")
             missing = [k for k in required if k not in row]
             if missing:
                 raise DataError(f"{path}:{i}: {what or 'row'} lacks field(s) {missing} (has {sorted(row)})")
@@ -104,7 +98,7 @@ def tokenize_chat(tokenizer, messages: list[dict], max_length: int) -> dict:
     Each assistant turn's text is what the chat template adds between the rendering of the
     conversation before it (with the generation prompt) and the rendering including it; that span
     (the reply and its end-of-turn marker) is labelled, everything else gets -100. Rendering through
-    the template avoids the official code's off-by-one BOS masking (method notes §14 #13).
+    the template avoids the official code's off-by-one BOS masking (METHOD.md §14 #13).
     """
     ids: list[int] = []
     labels: list[int] = []
@@ -143,7 +137,7 @@ class Source:
 
 
 def list_sources(data_dir: str | os.PathLike) -> dict[str, str]:
-    """``{name: path}`` of ``data_dir/sources/*.jsonl``, sorted by name (not glob order: notes §14 #3)."""
+    """``{name: path}`` of ``data_dir/sources/*.jsonl``, sorted by name (not glob order: METHOD.md §14 #3)."""
     src_dir = Path(data_dir) / "sources"
     files = sorted(src_dir.glob("*.jsonl"))
     if not files:

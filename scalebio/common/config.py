@@ -7,12 +7,18 @@ the command line into nested dict updates (values parsed as YAML, so ``1e-5``/``
 
 from __future__ import annotations
 
+import ast
+import copy
 import dataclasses
+import inspect
+import textwrap
 import types
 import typing
 from typing import Any
 
-from scalebio.runtime import ConfigError
+import yaml
+
+from scalebio.common.runtime import ConfigError, json_object
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
@@ -70,24 +76,36 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown option(s) {[prefix + u for u in unknown]}; known: {sorted(names)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for k, v in data.items():
+        # A nested config given partially keeps the defaults of *this* field (LESS's warm-up SFTConfig has
+        # its own defaults), not those of the nested class.
+        if (
+            dataclasses.is_dataclass(hints[k])
+            and isinstance(v, dict)
+            and fields[k].default_factory is not dataclasses.MISSING
+        ):
+            data[k] = _merge(dataclasses.asdict(fields[k].default_factory()), v)
     kwargs = {k: _check_type(v, hints[k], prefix + k) for k, v in data.items()}
     obj = cls(**kwargs)
-    if hasattr(obj, "validate"):
-        obj.validate()
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        # A config class reused under several keys (SFTConfig as `sft` and `methods.less.warmup`) names
+        # the key the user wrote when its validate() takes the prefix.
+        validate(prefix) if "prefix" in inspect.signature(validate).parameters else validate()
     return obj
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def parse_json_object(text: str, flag: str = "--options") -> dict:
     """Parse a command-line JSON object (``--options '{...}'``) or raise a ConfigError naming the flag."""
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{flag} is not valid JSON ({e.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{flag} must be a JSON object, got {text!r}")
-    return value
+    return json_object(text, f"{flag} {text!r}", ConfigError)
 
 
 def as_dict(obj) -> dict:
@@ -95,10 +113,6 @@ def as_dict(obj) -> dict:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    import copy
-
-    import yaml
-
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
@@ -120,10 +134,6 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def describe(cls) -> list[tuple[str, str, Any]]:
     """(name, help, default) per field, from the docstring that follows each field in the source."""
-    import ast
-    import inspect
-    import textwrap
-
     docs: dict[str, str] = {}
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body

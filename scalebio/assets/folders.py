@@ -2,7 +2,7 @@
 
 Two kinds of spec:
 
-- embedded: ``{builder: denoise|math|multilingual, options: {...}}`` (see ``scalebio.embedded``);
+- embedded: ``{builder: denoise|math|multilingual, options: {...}}`` (see ``scalebio.assets.embedded``);
 - files:    ``{sources: {name: PATH_OR_HUB_ID}, validation: PATH_OR_HUB_ID, test: PATH_OR_HUB_ID}``
   where each entry is a local JSONL/JSON file, or (only with ``hub: true``) a Hugging Face dataset
   id, optionally ``id@split`` (default split ``train``).
@@ -16,9 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-from scalebio import hub_enabled
-from scalebio.data import read_jsonl
-from scalebio.runtime import ConfigError, DataError, atomic_dir, main_guard, write_jsonl
+from scalebio.assets import embedded
+from scalebio.common.data import read_jsonl
+from scalebio.common.runtime import ConfigError, DataError, atomic_dir, hub_enabled, main_guard, write_jsonl
 
 
 def _load(entry: str, what: str) -> list[dict]:
@@ -63,8 +63,6 @@ def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
 
 def build(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
     if "builder" in spec:
-        from scalebio import embedded
-
         return embedded.build(spec["builder"], spec.get("options", {}), out_dir, seed)
     return build_files(spec, out_dir, seed)
 

@@ -1,8 +1,8 @@
 """Cost of one ScaleBiO step next to one plain SFT step on the same tokens: time and peak memory.
 
-    python -m scalebio.benchmark --model tiny                       # CPU, seconds
-    python -m scalebio.benchmark --model smollm2 --seq-len 256 --batch 4
-    python -m scalebio.benchmark --device cuda --model llama3-8b-shape --dtype bfloat16   # GPU, ~8B params
+    python -m scalebio.report.benchmark --model tiny                       # CPU, seconds
+    python -m scalebio.report.benchmark --model smollm2 --seq-len 256 --batch 4
+    python -m scalebio.report.benchmark --device cuda --model llama3-8b-shape --dtype bfloat16   # GPU, ~8B params
 
 Modes: (a) ``sft``: forward/backward + AdamW on all parameters; (b) ``scalebio``: one full
 minimax step (u, w, θ: three forward/backward passes per example, two model copies); (c)
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 SHAPES = {
-    # build_tiny's shape (scalebio/assets.py)
+    # build_tiny's shape (scalebio/assets/models.py)
     "tiny": dict(vocab_size=4096, hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=2, tie_word_embeddings=True),
     # SmolLM2-135M-Instruct
@@ -87,14 +87,16 @@ def _opt_bytes(opt) -> int:
 
 
 def _child(args, mode: str, queue) -> None:
+    # Imports live in the child: the parent process must not hold torch's memory, or peaks would mix.
     import resource
 
     import psutil
     import torch
 
-    from scalebio.lisa import LISA
-    from scalebio.minimax import Minimax, make_optimizers
-    from scalebio.modeling import pooled_token_loss
+    from scalebio.common.modeling import pooled_token_loss
+    from scalebio.lisa import LISA, LisaConfig
+    from scalebio.minimax import Minimax
+    from scalebio.trainer import ScaleBiOConfig
     from scalebio.weights import SourceWeights
 
     torch.set_num_threads(args.threads)
@@ -120,15 +122,13 @@ def _child(args, mode: str, queue) -> None:
         else:
             u, w = model, copy.deepcopy(model)
             weights = SourceWeights([f"s{k}" for k in range(4)]).to(device)
-            opt_u, opt_w, opt_t = make_optimizers(u, w, weights, 1e-5, 1e-5, 1e-2, fused=fused)
+            cfg = ScaleBiOConfig(lr_u=1e-5, lr_w=1e-5, lr_theta=1e-2, lisa=LisaConfig(args.lisa_layers, 10**9))
+            opt_u, opt_w, opt_t = cfg.build_optimizers(u, w, weights, fused=fused)
             mm = Minimax(u, w, weights, opt_u, opt_w, opt_t, alpha=100.0, max_grad_norm=1.0)
             models, opts = [u, w], [opt_u, opt_w]
             lisas = []
             if mode == "scalebio_lisa":
-                lisas = [
-                    LISA(u, opt_u, args.lisa_layers, 10**9, 0, "u"),
-                    LISA(w, opt_w, args.lisa_layers, 10**9, 0, "w"),
-                ]
+                lisas = [LISA(u, opt_u, cfg.lisa, 0, "u"), LISA(w, opt_w, cfg.lisa, 0, "w")]
                 for x in lisas:
                     x.maybe_switch(0)
 
@@ -197,7 +197,7 @@ def ratios(rows: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.benchmark", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio.report.benchmark", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=sorted(SHAPES), default="tiny", help="model shape (random init)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16"], help="default: bf16 on CUDA, fp32 on CPU")

@@ -1,0 +1,105 @@
+"""RHO-LOSS (Mindermann et al., ICML 2022), the paper's reference-model-based sampling -> ``kind: examples``.
+
+RHO-LOSS selects the points with the largest *reducible holdout loss*
+
+    RHO(x) = L(x | current model) − L(x | model trained on holdout data)
+
+(mean response-token cross-entropy, ``per_example_loss``). Here the holdout data is the validation set (the
+target), so "the model trained on holdout data" is the base model fine-tuned on it (``holdout``, an
+``SFTConfig``), and examples it finds much easier than the current model look like the target.
+
+**Static, not online** (our choice, METHOD.md §13): the published method re-scores every batch with the model
+being trained; the ScaleBiO pipeline instead fixes an SFT set before training (every method selects N
+examples, then the same SFT runs). So the "current model" is the model the SFT starts from — the base model —
+and the pool is scored once; the N highest scores are kept (or N sampled without replacement ∝ softmax(score /
+T)). Registered as ``rho_loss`` and, for older configs, ``reference``.
+
+    python -m scalebio select --method rho_loss --data results/default/denoise/data \
+        --model resources/models/tiny --out /tmp/rho --budget 64 \
+        --options '{"holdout": {"learning_rate": 1e-3, "epochs": 10, "global_batch_size": 8, "max_length": 128}}'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from baselines._common import as_examples, example_losses, n_tokens, open_run, source_counts, top_n, train
+from scalebio.common.modeling import check_tokenizer_matches, load_model
+from scalebio.common.runtime import ConfigError
+from scalebio.common.selection import MethodInputs
+from scalebio.common.training import SFTConfig
+
+
+def _holdout_default() -> SFTConfig:
+    return SFTConfig(epochs=3.0, global_batch_size=32)
+
+
+@dataclass
+class Options:
+    """Options of RHO-LOSS (``methods.rho_loss``)."""
+
+    holdout: SFTConfig = field(default_factory=_holdout_default)
+    """Fine-tuning of the holdout model on the validation set (``SFTConfig``); its ``max_length`` and ``dtype``
+    also apply to scoring."""
+    selection: Literal["top", "softmax"] = "top"
+    """top: the N highest reducible holdout losses; softmax: sample N without replacement ∝ softmax(score / temperature)."""
+    temperature: float = 1.0
+    """Softmax temperature for selection=softmax (in nats of excess loss)."""
+    score_batch_size: int = 8
+    """Examples per forward pass when scoring the pool."""
+
+    def validate(self) -> None:
+        if self.temperature <= 0 or self.score_batch_size < 1:
+            raise ConfigError("methods.rho_loss: temperature must be positive and score_batch_size >= 1")
+
+
+def excess_scores(base, ref, examples: list[dict], pad_id: int, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """(score, base loss, holdout-model loss) per example; score = base loss − holdout-model loss."""
+    base_loss = example_losses(base, examples, pad_id, batch_size, desc="base losses")
+    ref_loss = example_losses(ref, examples, pad_id, batch_size, desc="reference losses")
+    return base_loss - ref_loss, base_loss, ref_loss
+
+
+def choose(scores: torch.Tensor, n: int, opts: Options, seed: int) -> list[int]:
+    if opts.selection == "top":
+        return top_n(scores, n)
+    # Gumbel top-k == sampling n without replacement with probabilities ∝ softmax(score / T).
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(len(scores), generator=gen, dtype=torch.float64).clamp_min(1e-300)
+    keys = scores.double() / opts.temperature - torch.log(-torch.log(u))
+    return top_n(keys, n)
+
+
+def select(inputs: MethodInputs) -> Path:
+    opts, run, tokenizer, pool = open_run(inputs, "rho_loss", Options, lambda o: o.holdout.max_length)
+    run.log.info(
+        "pool: %d examples in %d sources; %d validation", len(pool.examples), len(pool.sources), len(pool.validation)
+    )
+
+    ref = load_model(inputs.model, dtype=opts.holdout.dtype)
+    check_tokenizer_matches(ref, tokenizer, where=f"model '{inputs.model}': ")
+    history = train(run, "holdout", ref, tokenizer, pool.validation, opts.holdout)
+    base = load_model(inputs.model, dtype=opts.holdout.dtype)
+
+    scores, base_loss, ref_loss = excess_scores(base, ref, pool.examples, tokenizer.pad_token_id, opts.score_batch_size)
+    run.count("scoring", 2 * n_tokens(pool.examples))
+    chosen = choose(scores, inputs.budget, opts, inputs.seed)
+    per_source = {
+        name: {
+            "mean_score": float(scores[[i for i, e in enumerate(pool.examples) if e["source"] == k]].mean()),
+            "selected": c,
+        }
+        for k, (name, c) in enumerate(source_counts(pool, chosen).items())
+    }
+    run.log.info("selected per source: %s", per_source)
+    metrics = {
+        "holdout_train_loss": [h["loss"] for h in history if "loss" in h],
+        "mean_base_loss": float(base_loss.mean()),
+        "mean_holdout_loss": float(ref_loss.mean()),
+        "per_source": per_source,
+    }
+    return run.finish(examples=as_examples(pool, chosen), metrics=metrics)

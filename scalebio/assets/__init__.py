@@ -1,0 +1,1 @@
+"""Embedded assets built from PyPI packages: models (``models``), data pools (``embedded``), data folders (``folders``)."""

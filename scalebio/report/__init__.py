@@ -1,0 +1,1 @@
+"""What users read: tables and figures per experiment (``tables``), the option reference (``docs``), the step benchmark."""
