@@ -49,5 +49,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/snakefmt Snakefile workflow
 
+# Generated results only: the committed references (results/reference, results/benchmark) stay.
 clean:
-	rm -rf results/*/ .snakemake resources
+	rm -rf .snakemake resources
+	git clean -fdXq results

@@ -8,7 +8,6 @@ loading, tokenisation, masking, losses and the SFT config come from ``scalebio.c
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from tqdm.auto import tqdm
 
 from scalebio.common.config import as_dict, from_dict
 from scalebio.common.data import Source, collate, load_sources, load_split, read_jsonl
-from scalebio.common.modeling import IGNORE_INDEX, load_tokenizer, per_example_loss
+from scalebio.common.modeling import load_tokenizer, per_example_loss
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_json, seed_everything, setup_logging
 from scalebio.common.selection import MethodInputs, write_selection
 from scalebio.common.training import SFTConfig, train_sft
@@ -67,17 +66,8 @@ def load_pool(inputs: MethodInputs, tokenizer, max_length: int, method: str, nee
     validation, records = [], []
     if need_validation:
         validation = load_split(inputs.validation, tokenizer, max_length, what="validation set")
-        records = read_jsonl(inputs.validation)
-        usable = [e for e in validation if any(t != IGNORE_INDEX for t in e["labels"])]
-        if len(usable) < len(validation):
-            logging.getLogger("scalebio").warning(
-                "%d validation examples have no response tokens within max_length=%d and are dropped",
-                len(validation) - len(usable),
-                max_length,
-            )
-        keep = {e["id"] for e in usable}
-        validation = usable
-        records = [r for r in records if r["id"] in keep]
+        keep = {e["id"] for e in validation}  # load_split drops examples truncation left without a response
+        records = [r for r in read_jsonl(inputs.validation) if r["id"] in keep]
     return Pool(sources=sources, examples=examples, validation=validation, validation_records=records)
 
 
@@ -92,6 +82,7 @@ def open_run(inputs: MethodInputs, method: str, options_cls, max_length, need_va
     seed_everything(inputs.seed)
     tokenizer = load_tokenizer(inputs.model)
     pool = load_pool(inputs, tokenizer, max_length(opts), method, need_validation)
+    run.dropped = {s.name: s.dropped for s in pool.sources if s.dropped}
     return opts, run, tokenizer, pool
 
 
@@ -105,6 +96,7 @@ class Run:
         self.log = setup_logging(self.out, name=f"baselines.{method}")
         self.t0 = time.time()
         self.tokens: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
         self.config = {
             "method": method,
             "data_dir": str(inputs.data_dir),
@@ -123,6 +115,7 @@ class Run:
         wall = time.time() - self.t0
         total = sum(self.tokens.values())
         metrics = {"wall_time_s": round(wall, 3), "tokens": total, "tokens_by_phase": self.tokens, **(metrics or {})}
+        metrics["dropped_truncated"] = self.dropped
         atomic_write_json(self.out / "metrics.json", metrics)
         self.log.info("done in %.1f s, %d tokens processed", wall, total)
         return write_selection(

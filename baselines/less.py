@@ -31,7 +31,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, get_peft_model
 from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
@@ -247,6 +246,10 @@ def score(train_feats: torch.Tensor, val_feats: torch.Tensor, tasks: list[str], 
 
 
 def lora_model(inputs: MethodInputs, opts: Options, tokenizer):
+    # peft is imported on use: importing it costs ~4 s, and the workflow imports this module at DAG
+    # construction to check the options (`snakemake -n` must stay fast).
+    from peft import LoraConfig, get_peft_model
+
     base = load_model(inputs.model, dtype=opts.warmup.dtype)
     check_tokenizer_matches(base, tokenizer, where=f"model '{inputs.model}': ")
     targets = opts.lora_target_modules

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from scalebio.common.config import as_dict, describe, from_dict, parse_json_object
 from scalebio.common.modeling import check_tokenizer_matches, default_device, load_model, load_tokenizer
-from scalebio.common.runtime import AssetError, atomic_write_json, main_guard, setup_logging
+from scalebio.common.runtime import atomic_write_json, main_guard, run_environment, setup_logging
 
 SUMMARY_KEYS = ("evaluation", "metric", "value", "stderr", "n", "model", "protocol", "comparable_to_paper")
 
@@ -28,16 +27,8 @@ SUMMARY_KEYS = ("evaluation", "metric", "value", "stderr", "n", "model", "protoc
 def load_eval_model(path: str | os.PathLike, dtype: str = "float32", device=None):
     """Model (eval mode, KV cache on) + tokenizer; any loading failure becomes an AssetError naming the folder."""
     device = torch.device(device) if device is not None else default_device()
-    try:
-        tokenizer = load_tokenizer(path)
-        model = load_model(path, dtype=dtype, device=device)
-    except AssetError:
-        raise
-    except Exception as e:  # corrupt weights, unknown architecture, bad config.json ...
-        raise AssetError(
-            f"model folder '{path}' does not load ({type(e).__name__}: {e}); check that it is a complete "
-            "Hugging Face causal-LM folder (config.json, weights, tokenizer with a chat template)."
-        ) from e
+    tokenizer = load_tokenizer(path)  # both raise an AssetError naming the folder
+    model = load_model(path, dtype=dtype, device=device)
     check_tokenizer_matches(model, tokenizer, where=f"model folder '{path}': ")
     model.eval()
     # load_model disables the cache (training default); generation needs it.
@@ -93,7 +84,7 @@ def run_cli(
     summary = {"evaluation": evaluation, **result}
     summary.setdefault("model", str(args.model))
     summary["wall_time_s"] = round(time.time() - start, 2)
-    summary["host"] = platform.node()
+    summary["environment"] = run_environment()
     missing = [k for k in SUMMARY_KEYS if k not in summary]
     if missing or not ({"grader", "judge"} & set(summary)):
         raise RuntimeError(f"internal: summary misses {missing or 'grader/judge'}")

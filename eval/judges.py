@@ -14,12 +14,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import io
 import json
 import os
+import re
+import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import torch
 
@@ -200,12 +205,37 @@ class LogprobJudge:
         return row
 
 
+def public_endpoint(url: str) -> str:
+    """``url`` without credentials (``http://user:password@host/v1`` -> ``http://host/v1``): what may be written."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def redact(text: str) -> str:
+    """``text`` with the API key and any URL credentials replaced by ``***`` (for logs and files)."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if key:
+        text = text.replace(key, "***")
+    text = re.sub(r"(\w+://)[^/\s:@]+(:[^/\s@]*)?@", r"\1***@", text)
+    # Authorization headers echoed by a server: a URL password travels base64-encoded as "Basic ..."
+    return re.sub(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", r"\1 ***", text)
+
+
 class OpenAIJudge:
-    """FastChat's GPT-4 single-answer grading over the OpenAI API (or any compatible server)."""
+    """FastChat's GPT-4 single-answer grading over the OpenAI API (or any compatible server).
+
+    FastChat prints API errors (which may echo the Authorization header) to stdout: every call runs with
+    stdout/stderr captured and re-emitted through ``redact``. A reply without ``[[rating]]`` is asked again up to
+    ``rating_retries`` times, then returned with score -1 (``unrated``), which the caller never caches as a score.
+    """
 
     kind = "openai"
 
-    def __init__(self, model_name: str = "gpt-4", max_retry: int = 16, retry_sleep: float = 10.0):
+    def __init__(
+        self, model_name: str = "gpt-4", max_retry: int = 16, retry_sleep: float = 10.0, rating_retries: int = 2
+    ):
         fc = fastchat_common()
         if model_name not in fc.OPENAI_MODEL_LIST:
             raise ConfigError(
@@ -218,15 +248,25 @@ class OpenAIJudge:
                 "eval.mtbench.judge 'openai' needs OPENAI_API_KEY (and optionally OPENAI_API_BASE for an "
                 "OpenAI-compatible server); or use judge 'logprob' (offline)."
             )
-        import openai
+        import openai  # FastChat's judge code needs the 0.28 client; only this judge loads it
 
         # openai 0.28 reads these at import; set them again in case the environment changed since.
         openai.api_key = key
         openai.api_base = os.environ.get("OPENAI_API_BASE", "https://api.openai.com/v1")
         fc.API_MAX_RETRY, fc.API_RETRY_SLEEP = max_retry, retry_sleep
-        self.api_base = openai.api_base
+        self.endpoint = public_endpoint(openai.api_base)
+        self.rating_retries = rating_retries
         self.name = model_name
-        self.judge_id = f"openai:{model_name}@{self.api_base}"
+        self.judge_id = f"openai:{model_name}@{self.endpoint}"
+
+    def _play(self, fc, fc_match) -> dict:
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+                return fc.play_a_match_single(fc_match, output_file=None)
+        finally:
+            if captured.getvalue():
+                sys.stderr.write(redact(captured.getvalue()))
 
     def judge(self, match) -> dict:
         fc = fastchat_common()
@@ -234,13 +274,17 @@ class OpenAIJudge:
         fc_match = fc.MatchSingle(
             **{**{f.name: getattr(match, f.name) for f in dataclasses.fields(match)}, "judge": fc_judge}
         )
-        result = fc.play_a_match_single(fc_match, output_file=None)
-        if result["judgment"] == fc.API_ERROR_OUTPUT:
-            raise JudgeUnavailable(
-                f"judge endpoint {self.api_base} gave no reply after {fc.API_MAX_RETRY} attempts "
-                f"(question {result['question_id']}, turn {result['turn']}); check OPENAI_API_BASE / OPENAI_API_KEY "
-                "and re-run: answers and finished judgments are kept and reused"
-            )
+        for _ in range(1 + self.rating_retries):
+            result = self._play(fc, fc_match)
+            if result["judgment"] == fc.API_ERROR_OUTPUT:
+                raise JudgeUnavailable(
+                    f"judge endpoint {self.endpoint} gave no reply after {fc.API_MAX_RETRY} attempts "
+                    f"(question {result['question_id']}, turn {result['turn']}); check OPENAI_API_BASE / "
+                    "OPENAI_API_KEY and re-run: answers and finished judgments are kept and reused"
+                )
+            if result["score"] != -1:
+                break
         result["judge"] = list(result["judge"])
         result["judge_id"] = self.judge_id
+        result["unrated"] = result["score"] == -1
         return result

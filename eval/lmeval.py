@@ -24,7 +24,7 @@ from pathlib import Path
 
 from eval.common import cli_main, device_name
 from scalebio.common.data import prompt_messages, read_jsonl
-from scalebio.common.modeling import resolve_model
+from scalebio.common.modeling import load_failure, resolve_model
 from scalebio.common.runtime import AssetError, ConfigError, DataError, atomic_write_json, hub_enabled, write_jsonl
 
 TASK_TEMPLATES = Path(__file__).with_name("tasks")
@@ -169,7 +169,7 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
     except AssetError:
         raise
     except Exception as e:
-        raise AssetError(f"model folder '{model_path}' does not load in lm-eval ({type(e).__name__}: {e})") from e
+        raise AssetError(load_failure(model_path, e)) from None
 
     # Indexing lm-eval's ~10k built-in task YAMLs takes ~10 s; the local tasks do not need them.
     task_manager = TaskManager(

@@ -29,7 +29,15 @@ from tqdm.auto import tqdm
 
 from eval.common import cli_main, device_name, load_eval_model, mean_stderr
 from eval.generation import generate, render_chat
-from eval.judges import NEED_REF_CATS, LogprobJudge, MatchSingle, OpenAIJudge, load_judge_prompts, make_judges
+from eval.judges import (
+    NEED_REF_CATS,
+    JudgeUnavailable,
+    LogprobJudge,
+    MatchSingle,
+    OpenAIJudge,
+    load_judge_prompts,
+    make_judges,
+)
 from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_json, file_sha256, write_jsonl
 
@@ -55,6 +63,11 @@ class Options:
     """Attempts per judgment before giving up (FastChat's API_MAX_RETRY)."""
     api_retry_sleep: float = 10.0
     """Seconds between attempts (FastChat's API_RETRY_SLEEP)."""
+    rating_retries: int = 2
+    """Ask the judge again this many times when its reply has no ``[[rating]]``."""
+    max_unrated_fraction: float = 0.0
+    """Fail (no summary.json) when more than this share of judgments stays without a rating; unrated judgments are
+    never cached as scores, so a re-run against a working judge asks again."""
     categories: list[str] | None = None
     """Only these categories (writing, roleplay, reasoning, math, coding, extraction, stem, humanities)."""
     per_category: int | None = None
@@ -78,6 +91,8 @@ class Options:
                 raise ConfigError(f"eval.mtbench.{key} must be >= 1 or null")
         if self.max_new_tokens < 1 or self.batch_size < 1 or self.api_max_retry < 1:
             raise ConfigError("eval.mtbench.max_new_tokens, batch_size and api_max_retry must be >= 1")
+        if self.rating_retries < 0 or not 0 <= self.max_unrated_fraction <= 1:
+            raise ConfigError("eval.mtbench.rating_retries must be >= 0 and max_unrated_fraction in [0, 1]")
 
 
 # ---------------------------------------------------------------- data
@@ -191,7 +206,7 @@ def load_or_generate_answers(model_path, questions, model_id, opts, out: Path, l
 
 def make_judge(opts: Options):
     if opts.judge == "openai":
-        return OpenAIJudge(opts.openai_judge_model, opts.api_max_retry, opts.api_retry_sleep)
+        return OpenAIJudge(opts.openai_judge_model, opts.api_max_retry, opts.api_retry_sleep, opts.rating_retries)
     return LogprobJudge(opts.judge_model, opts.judge_dtype)
 
 
@@ -202,6 +217,8 @@ def judge_all(judge, questions, answers, refs, prompts, model_id: str, out: Path
     cache = {}
     if path.exists():
         for row in _read_jsonl(path, ("question_id", "turn", "score"), "cached judgment"):
+            if row["score"] == -1:
+                continue  # an unrated judgment is not a score: ask the judge again
             key = (row["question_id"], row["turn"], row.get("answer_hash"), row.get("judge_id"), row.get("model"))
             cache[key] = row
     results, new = [], 0
@@ -256,6 +273,12 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
     stats = summarise(rows)
     overall, overall_se = stats["means"]["overall"]
     n_unparsed = len(stats["unparsed"])
+    if n_unparsed / len(rows) > opts.max_unrated_fraction:
+        raise JudgeUnavailable(
+            f"eval.mtbench: {n_unparsed} of {len(rows)} judgments have no [[rating]] after {1 + opts.rating_retries} "
+            f"attempts each (more than max_unrated_fraction={opts.max_unrated_fraction}); check the judge, or raise "
+            "max_unrated_fraction; unrated judgments are not cached"
+        )
     if n_unparsed:
         log.warning(
             "%d of %d judgments had no parsable rating (score -1): %s", n_unparsed, len(rows), stats["unparsed"]
@@ -263,7 +286,7 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
     judge_text = (
         f"logprob judge {judge.judge_id} (expected rating 1-10 after '{'Rating: [['}')"
         if judge.kind == "logprob"
-        else f"FastChat single-answer grading by {judge.name} via {judge.api_base}"
+        else f"FastChat single-answer grading by {judge.name} via {judge.endpoint}"
     )
     return {
         "metric": "mt_bench_score",

@@ -18,17 +18,39 @@ import argparse
 import importlib
 import json
 import sys
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import yaml
-
-from scalebio.common.config import apply_overrides, as_dict, describe
+from scalebio.common.config import apply_overrides, as_dict, describe, from_dict, load_config_file
 from scalebio.common.runtime import ConfigError, main_guard
 
 TOP_LEVEL = ("data", "model", "out", "seed", "budget", "options")
+
+
+@dataclass
+class RunFile:
+    """The YAML file of ``python -m scalebio reweight --config FILE`` (and its ``key=value`` overrides)."""
+
+    data: str
+    """Data folder with ``sources/*.jsonl`` and ``validation.jsonl``."""
+    model: str
+    """Base model folder (or hub id with the hub on)."""
+    out: str
+    """Run folder (selection.json, metrics.jsonl, log.txt, config.json)."""
+    seed: int = 0
+    """Seed of the run (unless ``options.seed`` is set)."""
+    budget: int = 0
+    """N recorded in selection.json (0: not used downstream)."""
+    options: dict = field(default_factory=dict)
+    """ScaleBiO options (listed below)."""
+
+
 # command -> (module whose main() it runs, what it does). Imported on use: `sft-set` needs no torch.
 COMMANDS = {
     "select": ("scalebio.common.registry", "run any registered method (ScaleBiO or a baseline) -> selection.json"),
+    "check-config": (
+        "scalebio.common.configcheck",
+        "check a workflow config file (what `snakemake -n` checks), one line each",
+    ),
     "sft-set": ("scalebio.sft.mixture", "build the SFT set from a selection -> train.jsonl + manifest.json"),
     "finetune": ("scalebio.sft.finetune", "fine-tune the base model on an SFT set -> model folder"),
     "data": ("scalebio.assets.folders", "build an experiment's data folder from its data: config"),
@@ -49,15 +71,9 @@ def _options_help() -> str:
     return "\n".join(lines)
 
 
-def load_run_config(path: str | None, overrides: list[str]) -> dict:
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"config file '{p}' does not exist")
-        data = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file '{p}' must hold a mapping with data/model/out/options")
+def load_run_config(path: str | None, overrides: list[str]) -> RunFile:
+    """The run file with overrides applied, typed: ``seed=1.5`` or ``options=5`` is one clear error."""
+    data: dict = load_config_file(path) if path is not None else {}
     unknown = sorted(set(data) - set(TOP_LEVEL))
     if unknown:
         raise ConfigError(f"config file '{path}': unknown top-level key(s) {unknown}; known: {list(TOP_LEVEL)}")
@@ -66,7 +82,7 @@ def load_run_config(path: str | None, overrides: list[str]) -> dict:
     for key in ("data", "model", "out"):
         if not data.get(key):
             raise ConfigError(f"config: '{key}' is required (in the YAML file or as {key}=...)")
-    return data
+    return from_dict(RunFile, data)
 
 
 def main(argv=None) -> None:
@@ -104,18 +120,11 @@ def reweight_main(argv) -> None:
     r.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     r.add_argument("overrides", nargs="*", help="key=value (options.key unless key is data/model/out/seed/budget)")
     a = ap.parse_args(argv)
-    data = load_run_config(a.config, a.overrides)
-    inputs = MethodInputs(
-        data_dir=str(data["data"]),
-        model=str(data["model"]),
-        out_dir=str(data["out"]),
-        budget=int(data.get("budget", 0) or 0),
-        seed=int(data.get("seed", 0)),
-        options=dict(data.get("options") or {}),
-    )
+    run = load_run_config(a.config, a.overrides)
+    inputs = MethodInputs(run.data, run.model, run.out, run.budget, run.seed, dict(run.options))
     cfg = config_from_inputs(inputs, prefix="options.")
     if a.dry_run:
-        print(json.dumps({k: data[k] for k in ("data", "model", "out")} | {"options": as_dict(cfg)}, indent=2))
+        print(json.dumps({"data": run.data, "model": run.model, "out": run.out, "options": as_dict(cfg)}, indent=2))
         return
     inputs.sources  # noqa: B018  (fails early, naming the folder, if it has no sources)
     path = select(inputs, prefix="options.")

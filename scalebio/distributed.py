@@ -24,14 +24,6 @@ import math
 import torch
 import torch.distributed as tdist
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_state_dict,
-)
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import fully_shard
 
 from scalebio.common import runtime
 from scalebio.common.modeling import decoder_layers
@@ -109,14 +101,20 @@ class Dist:
             tdist.barrier()
 
     # ---- full (unsharded) state for checkpoints: gathered from FSDP shards, plain state dicts otherwise ----
+    # torch.distributed.checkpoint / fsdp are imported on use: ~2 s of imports that single-process runs and the
+    # workflow's DAG-time option check (which imports this module) never need.
     def full_model_state(self, model: nn.Module) -> dict:
         if not self.sharded:
             return model.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     def full_optim_state(self, model: nn.Module, opt) -> dict:
         if not self.sharded:
             return opt.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
         return get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     def load_full_state(self, model: nn.Module, opt, model_state: dict, optim_state: dict) -> None:
@@ -124,6 +122,8 @@ class Dist:
             model.load_state_dict(model_state)
             opt.load_state_dict(optim_state)
             return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
         opts = StateDictOptions(full_state_dict=True)
         set_state_dict(model, opt, model_state_dict=model_state, optim_state_dict=optim_state, options=opts)
 
@@ -147,6 +147,9 @@ def wrap_fsdp(model: nn.Module, device: torch.device) -> nn.Module:
     parameter as its own sharded DTensor — what FSDP1 calls ``use_orig_params=True`` — so LISA can
     freeze single blocks, and it runs on CPU with gloo (FSDP1 needs an accelerator).
     """
+    from torch.distributed.device_mesh import init_device_mesh  # on use, as above
+    from torch.distributed.fsdp import fully_shard
+
     mesh = init_device_mesh(device.type, (tdist.get_world_size(),))
     for block in decoder_layers(model):
         fully_shard(block, mesh=mesh, reshard_after_forward=True)

@@ -38,6 +38,6 @@ def select(inputs: MethodInputs, prefix: str = "methods.scalebio.") -> Path:
             config=as_dict(cfg),
             wall_time_s=result.wall_time_s,
             tokens=result.tokens,
-            extra={"theta": result.theta, "steps": result.steps},
+            extra={"theta": result.theta, "steps": result.steps, "dropped_truncated": result.dropped},
         )
     return path

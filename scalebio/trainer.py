@@ -154,6 +154,8 @@ class RunResult:
     steps: int
     tokens: int
     wall_time_s: float
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Examples per source left out because truncation left them no response token."""
 
 
 class IIDSampler:
@@ -270,6 +272,7 @@ class ScaleBiORecipe:
         self.tok = load_tokenizer(self.model_path)
         srcs = load_sources(self.sources, self.tok, cfg.max_length)
         self.names = [s.name for s in srcs]
+        self.dropped = {s.name: s.dropped for s in srcs if s.dropped}  # truncated to no response token
         self.train_set = [dict(ex, source=k) for k, s in enumerate(srcs) for ex in s.examples]
         self.val_set = [dict(ex, source=0) for ex in load_split(self.validation, self.tok, cfg.max_length)]
         if cfg.micro_batch_size > min(len(self.train_set), len(self.val_set)):
@@ -410,7 +413,12 @@ class ScaleBiORecipe:
             shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
         weights = mm.weights
         result = RunResult(
-            weights.as_dict(), weights.theta_dict(), self.total, self.tokens_total, time.time() - self.t_start
+            weights.as_dict(),
+            weights.theta_dict(),
+            self.total,
+            self.tokens_total,
+            time.time() - self.t_start,
+            self.dropped,
         )
         if dist.is_main:
             log.info("final weights %s", result.weights)

@@ -149,10 +149,20 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     requests: list = []
     reply = "The answer is helpful and correct. Rating: [[8]]"
+    status = 200
 
     def do_POST(self):  # noqa: N802 (http.server API)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        if type(self).status != 200:  # an error body that echoes the credentials, as some proxies do
+            error = {"error": {"message": f"invalid token {self.headers.get('Authorization')}", "type": "auth"}}
+            data = json.dumps(error).encode()
+            self.send_response(type(self).status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         payload = {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -180,8 +190,9 @@ def openai_server(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    handler.base = f"http://127.0.0.1:{server.server_address[1]}/v1"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
-    monkeypatch.setenv("OPENAI_API_BASE", f"http://127.0.0.1:{server.server_address[1]}/v1")
+    monkeypatch.setenv("OPENAI_API_BASE", handler.base)
     yield handler
     server.shutdown()
     server.server_close()
@@ -225,15 +236,51 @@ def test_openai_judge_request_and_rating(tiny_model_dir, mtbench_dir, tmp_path, 
     assert all(r["score"] == 8 and r["judge"][0] == "gpt-4" for r in rows)
 
 
-def test_openai_judge_reply_without_rating_is_counted(tiny_model_dir, mtbench_dir, tmp_path, openai_server):
+def test_openai_judge_reply_without_rating_is_retried_not_cached(
+    tiny_model_dir, mtbench_dir, tmp_path, openai_server, capsys
+):
+    """No [[rating]]: asked again (rating_retries), then the run fails with one line and no summary.json; the unrated
+    judgments are not reused, so a re-run against a working judge gives a value."""
     openai_server.reply = "I cannot decide."
+    out = tmp_path / "mt"
+    opts = {"judge": "openai", "question_limit": 1, "api_max_retry": 1, "api_retry_sleep": 0.0, "rating_retries": 2}
+    with pytest.raises(SystemExit) as exc:
+        run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
+    assert exc.value.code == 2 and "2 of 2 judgments have no [[rating]] after 3 attempts" in capsys.readouterr().err
+    assert len(openai_server.requests) == 6 and not (out / "summary.json").exists()
+    rows = read_rows(out / "model_judgment" / "gpt-4_single.jsonl")
+    assert [r["score"] for r in rows] == [-1, -1] and all(r["unrated"] for r in rows)
+    # tolerated when asked for: counted and excluded from the mean, as FastChat's show_result does
+    summary = run_mtbench(tiny_model_dir, mtbench_dir, out, **opts, max_unrated_fraction=1.0)
+    assert summary["n_unparsed"] == 2 and summary["value"] is None
+    openai_server.reply = "Fine. Rating: [[7]]"
+    summary = run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
+    assert summary["value"] == 7.0 and summary["n_unparsed"] == 0
+
+
+def test_openai_judge_writes_no_secret(tiny_model_dir, mtbench_dir, tmp_path, openai_server, monkeypatch, capsys):
+    """A fake key and a URL password appear in no file under the output folder and not in the printed log, also
+    when the endpoint answers 401 and echoes the Authorization header; the judge id names the host only."""
+    key, password = "sk-SECRET-key-123", "hunter2-pw"
+    base = openai_server.base.replace("http://", f"http://alice:{password}@")
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("OPENAI_API_BASE", base)
     out = tmp_path / "mt"
     opts = {"judge": "openai", "question_limit": 1, "api_max_retry": 1, "api_retry_sleep": 0.0}
     summary = run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
-    assert summary["n_unparsed"] == 2 and summary["n"] == 2 and summary["value"] is None
-    assert {(u["question_id"], u["turn"]) for u in summary["unparsed"]} == {(81, 1), (81, 2)}
-    rows = read_rows(out / "model_judgment" / "gpt-4_single.jsonl")
-    assert [r["score"] for r in rows] == [-1, -1] and rows[0]["judgment"] == "I cannot decide."
+    # requests sends the URL's user:password as Basic auth (base64), so that too must never be written
+    assert summary["value"] == 8.0 and openai_server.requests[0]["auth"].startswith(("Bearer ", "Basic "))
+    secrets = [key, password, openai_server.requests[0]["auth"].split()[1]]
+    openai_server.status = 401  # now every reply is an error that echoes the Authorization header
+    with pytest.raises(SystemExit):
+        run_mtbench(tiny_model_dir, mtbench_dir, tmp_path / "mt401", **opts)
+    printed = capsys.readouterr()
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert files and not [(f, s) for f in files for s in secrets if s in f.read_text(errors="ignore")]
+    log = printed.out + printed.err
+    assert not [s for s in secrets if s in log]
+    assert "invalid token" in log and "***" in log  # the server's echo reached the log, redacted
+    assert summary["judge"].endswith(f"via {openai_server.base}")
 
 
 def test_openai_judge_unreachable_keeps_answers(tiny_model_dir, mtbench_dir, tmp_path, monkeypatch, capsys):

@@ -139,7 +139,8 @@ def test_selection_contract_validates_weights(tmp_path, denoise_data_dir):
         assert not (tmp_path / "selection.json").exists()
     write_selection(inputs, "t", weights={n: 0.2 for n in names}, wall_time_s=1.5, tokens=7)
     sel = read_selection(tmp_path / "selection.json")
-    assert sel["kind"] == "weights" and sel["cost"] == {"wall_time_s": 1.5, "tokens": 7}
+    assert sel["kind"] == "weights" and sel["cost"] == {"tokens": 7}
+    assert json.loads((tmp_path / "run.json").read_text())["wall_time_s"] == 1.5
     assert set(sel["sources"]) == set(names) and all(v["n_examples"] == 64 for v in sel["sources"].values())
 
 

@@ -20,15 +20,15 @@ N_PER_SOURCE = 64  # denoise_data_dir fixture: 5 sources x 64, 32 validation rec
 N_VAL = 32
 
 
-def weights_selection(data_dir, out_dir, weights, budget=100) -> Path:
-    inputs = MethodInputs(data_dir=str(data_dir), model="unused", out_dir=str(out_dir), budget=budget, seed=0)
-    return write_selection(inputs, "test-weights", weights=weights, config={"a": 1}, wall_time_s=0.0, tokens=0)
+def weights_selection(data_dir, out_dir, weights, budget=100, allow_repeats=False) -> Path:
+    inputs = MethodInputs(str(data_dir), "unused", str(out_dir), budget, 0, allow_repeats=allow_repeats)
+    return write_selection(inputs, "uniform", weights=weights, config={"a": 1}, wall_time_s=0.0, tokens=0)
 
 
 def examples_selection(data_dir, out_dir, examples, budget=None) -> Path:
     budget = budget or len(examples)
     inputs = MethodInputs(data_dir=str(data_dir), model="unused", out_dir=str(out_dir), budget=budget, seed=0)
-    return write_selection(inputs, "test-examples", examples=examples, config={}, wall_time_s=0.0, tokens=0)
+    return write_selection(inputs, "less", examples=examples, config={}, wall_time_s=0.0, tokens=0)
 
 
 def edit_selection(path: Path, **changes) -> Path:
@@ -68,7 +68,7 @@ def test_weights_selection_counts_no_duplicates_and_validation_once(denoise_data
     assert len(set(pool_keys)) == len(pool_keys), "drawn with replacement"
     val_ids = sorted(r["id"] for r in read_jsonl(denoise_data_dir / "validation.jsonl"))
     assert sorted(r["id"] for r in rows if r["source"] == "validation") == val_ids  # each exactly once
-    assert m["selection"]["method"] == "test-weights" and m["selection"]["config_hash"]
+    assert m["selection"]["method"] == "uniform" and m["selection"]["config_hash"]
     assert m["seed"] == 3 and m["shortfalls"] == {} and m["duplicates"] == {}
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["inputs_hash"] == m["inputs_hash"] and manifest["train_sha256"]
@@ -98,10 +98,12 @@ def test_small_source_shortfall_and_duplicates_are_logged(denoise_data_dir, tmp_
     # Budget above the whole positive-weight pool: duplicates are unavoidable, and logged.
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="scalebio.sft.mixture"):
-        big = weights_selection(denoise_data_dir, tmp_path / "sel200", {"noise000": 0.8, "noise025": 0.2}, budget=200)
+        big = weights_selection(
+            denoise_data_dir, tmp_path / "sel200", {"noise000": 0.8, "noise025": 0.2}, budget=200, allow_repeats=True
+        )
         m = build_sft_set(big, denoise_data_dir, tmp_path / "big", append_validation=False)
     assert sum(m["duplicates"].values()) == 200 - 2 * N_PER_SOURCE and "duplicate" in caplog.text
-    rows = read_jsonl(tmp_path / "big" / "train.jsonl")
+    rows = read_jsonl(tmp_path / "big" / "train.jsonl", unique_ids=False)
     assert len(rows) == 200 and max(Counter((r["source"], r["id"]) for r in rows).values()) == 2
 
 

@@ -89,24 +89,40 @@ def test_missing_config_file_is_a_clear_error():
     assert r.returncode != 0 and "does-not-exist.yaml" in r.stdout + r.stderr
 
 
-@pytest.mark.integration
-def test_ci_config_runs_the_whole_dag_end_to_end(tmp_path):
-    """`snakemake --cores all --configfile config/ci.yaml` in a fresh folder: every final output exists and parses."""
+def _run_ci(folder: Path, *targets: str) -> subprocess.CompletedProcess:
+    """`snakemake --cores all --configfile config/ci.yaml [targets]` in a fresh folder (the workflow linked in)."""
+    folder.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "workflow", "config"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    t0 = time.time()
-    r = run(
-        [BIN / "snakemake", "--cores", "all", "--configfile", "config/ci.yaml", "--show-failed-logs"],
-        cwd=tmp_path,
-        timeout=900,
-    )
+        (folder / name).symlink_to(ROOT / name)
+    cmd = [BIN / "snakemake", "--cores", "all", "--configfile", "config/ci.yaml", "--show-failed-logs", *targets]
+    r = run(cmd, cwd=folder, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    elapsed = time.time() - t0
-    results = tmp_path / "results" / "ci"
-    selections = sorted(results.glob("*/*/*/selection.json"))
-    assert selections, "no selection.json produced"
+    shutil.rmtree(folder / ".snakemake", ignore_errors=True)
+    return r
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ci-a")
+    t0 = time.time()
+    _run_ci(folder)
+    print(f"ci DAG: {time.time() - t0:.0f} s")
+    return folder / "results" / "ci"
+
+
+# ScaleBiO's weights on the ci config (seed 0, 2 threads): pinned so a refactor that changes behaviour shows up.
+# Measured on the deterministic tiny tokenizer; the tolerance allows for float reductions on another CPU.
+CI_SCALEBIO_WEIGHTS = {"noise000": 0.33452758, "noise050": 0.34175745, "noise100": 0.32371503}
+
+
+@pytest.mark.integration
+def test_ci_config_runs_the_whole_dag_end_to_end(ci_run):
+    """`snakemake --cores all --configfile config/ci.yaml` in a fresh folder: every final output exists and parses."""
     from scalebio.common.selection import read_selection
 
+    results = ci_run
+    selections = sorted(results.glob("*/*/*/selection.json"))
+    assert selections, "no selection.json produced"
     for s in selections:
         read_selection(s)
     for summary in results.glob("*/*/*/eval/*/summary.json"):
@@ -116,5 +132,26 @@ def test_ci_config_runs_the_whole_dag_end_to_end(tmp_path):
     for name in ["weights.csv", "downstream.csv", "cost.csv", "claims.csv", "weights.png", "trajectory.png"]:
         assert (results / "denoise" / "report" / name).exists(), f"report output {name} missing"
     assert "scalebio" in (results / "denoise" / "report" / "weights.csv").read_text()
-    print(f"ci DAG: {elapsed:.0f} s")
-    shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+    assert (results / "logs" / "select" / "denoise" / "tiny" / "scalebio.log").exists()
+    assert (results / "benchmarks" / "finetune" / "denoise" / "tiny" / "uniform.tsv").exists()
+    weights = json.loads((results / "denoise" / "tiny" / "scalebio" / "selection.json").read_text())["weights"]
+    assert weights == pytest.approx(CI_SCALEBIO_WEIGHTS, abs=1e-4), weights
+
+
+@pytest.mark.integration
+def test_ci_dag_twice_gives_identical_files(ci_run, tmp_path):
+    """A second run in another folder (selections, SFT sets, held-out loss): byte-identical selection.json and
+    manifest.json files, identical summary values."""
+    targets = [
+        f"results/ci/denoise/tiny/{m}/eval/testloss/summary.json" for m in ("base", "uniform", "scalebio", "less")
+    ]
+    _run_ci(tmp_path / "b", *targets)
+    other = tmp_path / "b" / "results" / "ci"
+    files = sorted(p.relative_to(ci_run) for p in ci_run.glob("denoise/tiny/*/*.json") if p.name == "selection.json")
+    files += sorted(p.relative_to(ci_run) for p in ci_run.glob("denoise/tiny/*/sft_data/manifest.json"))
+    assert len(files) == 6
+    for f in files:
+        assert (ci_run / f).read_bytes() == (other / f).read_bytes(), f
+    for t in targets:
+        a, b = (json.loads((root.parent.parent / t).read_text()) for root in (ci_run, other))
+        assert a["value"] == b["value"] and a["n"] == b["n"], t

@@ -208,6 +208,21 @@ def build_multilingual(cfg: dict, seed: int) -> dict:
 BUILDERS = {"denoise": build_denoise, "math": build_math, "multilingual": build_multilingual}
 
 
+def pool_sizes(builder: str, cfg: dict) -> dict[str, int]:
+    """Examples per source a builder will write, computed from its options without building (checked at DAG time)."""
+    n = cfg.get("n_per_source", {"multilingual": 80}.get(builder, 200))
+    if builder == "denoise":
+        return {f"noise{int(round(r * 100)):03d}": n for r in cfg.get("noise", [0.0, 0.25, 0.5, 0.75, 1.0])}
+    if builder == "math":
+        names = [f"math_{m}" for m in cfg.get("modules", MATH_MODULES)]
+        return dict.fromkeys(names + [f"chat_{lang}" for lang in cfg.get("dialogue_sources", ["english"])], n)
+    if builder == "multilingual":
+        langs = cfg.get("languages", ["english", "spanish", "portuguese", "italian", "german", "french"])
+        target = cfg.get("target", "spanish")
+        return {lang: n if lang == target else min(n, len(dialogues(lang))) for lang in langs}
+    raise ConfigError(f"data.builder '{builder}' is unknown; choose from {sorted(BUILDERS)}")
+
+
 def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0) -> Path:
     """Build a data folder atomically (nothing is left at ``out_dir`` if building fails)."""
     if builder not in BUILDERS:

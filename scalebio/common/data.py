@@ -15,12 +15,16 @@ tokenizer's own chat template; the loss covers assistant turns only.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalebio.common.modeling import IGNORE_INDEX
 from scalebio.common.runtime import DataError, json_object
+
+log = logging.getLogger("scalebio")
+IGNORE_INDEX = -100
+"""Label of tokens that carry no loss (prompt, padding): PyTorch's and Hugging Face's convention."""
 
 SHAREGPT_ROLES = {
     "human": "user",
@@ -35,18 +39,30 @@ SHAREGPT_ROLES = {
 
 
 def read_jsonl(
-    path: str | os.PathLike, required: tuple[str, ...] = (), what: str = "", add_ids: bool = True
+    path: str | os.PathLike,
+    required: tuple[str, ...] = (),
+    what: str = "",
+    add_ids: bool = True,
+    unique_ids: bool = True,
 ) -> list[dict]:
-    """Rows of a JSONL file; errors name the file and line. ``required`` fields must be present.
+    """Rows of a JSONL file (UTF-8); errors name the file and line. ``required`` fields must be present.
 
-    With ``add_ids`` every row gets a string ``id`` (its 0-based line index if the file has none).
+    With ``add_ids`` (data records) every row gets a string ``id`` (its 0-based line index if the file has
+    none), and with ``unique_ids`` the ids must be unique: a selection names examples by id, so a repeated id in
+    a source would make one of them unreachable. (An SFT set mixes sources and may repeat examples: not unique.)
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file '{path}' does not exist")
-    rows = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
+    rows, seen = [], {}
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}:{i}: not UTF-8 ({e.reason} at byte {e.start}); re-encode the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             row = json_object(line, f"{path}:{i}")
@@ -54,8 +70,12 @@ def read_jsonl(
             if missing:
                 raise DataError(f"{path}:{i}: {what or 'row'} lacks field(s) {missing} (has {sorted(row)})")
             if add_ids:
-                row.setdefault("id", str(i - 1))
-                row["id"] = str(row["id"])
+                row["id"] = str(row.get("id", i - 1))
+                if unique_ids and row["id"] in seen:
+                    raise DataError(
+                        f"{path}:{i}: id '{row['id']}' already used on line {seen[row['id']]}; ids must be unique in a file"
+                    )
+                seen[row["id"]] = i
             rows.append(row)
     return rows
 
@@ -131,9 +151,15 @@ class Source:
     path: str
     records: list[dict]
     examples: list[dict] = field(default_factory=list)
+    dropped: int = 0
+    """Records left out of ``examples`` because truncation left them no response token."""
 
     def __len__(self) -> int:
         return len(self.records)
+
+
+RESERVED_SOURCE_NAMES = ("validation", "test")
+"""Source names that mean something else downstream (the SFT set tags appended validation records "validation")."""
 
 
 def list_sources(data_dir: str | os.PathLike) -> dict[str, str]:
@@ -142,6 +168,11 @@ def list_sources(data_dir: str | os.PathLike) -> dict[str, str]:
     files = sorted(src_dir.glob("*.jsonl"))
     if not files:
         raise DataError(f"no sources: '{src_dir}' has no *.jsonl files")
+    reserved = [f.name for f in files if f.stem in RESERVED_SOURCE_NAMES]
+    if reserved:
+        raise DataError(
+            f"'{src_dir}': source file(s) {reserved} use a reserved name {RESERVED_SOURCE_NAMES}; rename them"
+        )
     return {f.stem: str(f) for f in files}
 
 
@@ -152,20 +183,29 @@ def load_source(name: str, path: str, tokenizer=None, max_length: int = 1024) ->
     src = Source(name=name, path=str(path), records=records)
     if tokenizer is not None:
         src.examples = tokenize_records(records, tokenizer, max_length, where=f"source '{name}' ({path})")
+        src.dropped = len(records) - len(src.examples)
     return src
 
 
 def tokenize_records(records: list[dict], tokenizer, max_length: int, where: str) -> list[dict]:
+    """Tokenised examples; those that truncation leaves without a response token are dropped (one warning line
+    with the count): kept, they would enter every loss as 0 and dilute it."""
     out = []
     for r in records:
         ex = tokenize_chat(tokenizer, to_messages(r, f"{where}, id {r['id']}"), max_length)
         ex["id"] = r["id"]
-        out.append(ex)
-    if not any(any(lab != IGNORE_INDEX for lab in ex["labels"]) for ex in out):
+        if any(lab != IGNORE_INDEX for lab in ex["labels"]):
+            out.append(ex)
+    if not out:
         raise DataError(
             f"{where}: no example has response tokens within max_length={max_length}; "
             "raise max_length or check the records' assistant turns"
         )
+    if len(out) < len(records):
+        log.warning(
+            "%s: %d of %d examples have no response token within max_length=%d and are left out",
+            where, len(records) - len(out), len(records), max_length,
+        )  # fmt: skip
     return out
 
 
@@ -189,7 +229,7 @@ def collate(examples: list[dict], pad_id: int, pad_to_multiple_of: int = 8) -> d
     Hand-written because the examples carry non-tensor fields (``source``, ``id``) that
     ``DataCollatorForSeq2Seq`` would try to tensorise; this is its padding rule and nothing more.
     """
-    import torch
+    import torch  # on use: reading and masking data (the SFT-set builder, the report) needs no torch
 
     longest = max(len(e["input_ids"]) for e in examples)
     T = -(-longest // pad_to_multiple_of) * pad_to_multiple_of

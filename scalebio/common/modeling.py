@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebio.common.data import IGNORE_INDEX
 from scalebio.common.runtime import AssetError, hub_enabled
 
-IGNORE_INDEX = -100
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -45,8 +45,9 @@ def load_tokenizer(name_or_path: str | os.PathLike):
     path = resolve_model(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
-    except OSError as e:
-        raise AssetError(f"cannot load a tokenizer from '{path}': {e}") from e
+    except Exception as e:  # missing or corrupt tokenizer files
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        raise AssetError(f"cannot load a tokenizer from '{path}': {type(e).__name__}: {reason}") from None
     if tok.pad_token is None:
         # Padding positions carry label -100 and attention 0, so any id works; EOS is the convention.
         tok.pad_token = tok.eos_token
@@ -76,13 +77,26 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=DTYPES[dtype], attn_implementation=attn_implementation or "sdpa"
         )
-    except OSError as e:
-        raise AssetError(f"cannot load a model from '{path}': {e}") from e
+    except Exception as e:  # corrupt weights, a refused pickle, a bad config.json ...
+        raise AssetError(load_failure(path, e)) from None
     model.to(device)
     model.config.use_cache = False
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
+
+
+def load_failure(path, error: Exception) -> str:
+    """One line saying which model folder failed and what to do, never torch's advice to unpickle unsafely."""
+    files = sorted(p.name for p in Path(path).glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if type(error).__name__ == "UnpicklingError" or "weights_only" in str(error) or "Weights only" in reason:
+        reason = "a pickle checkpoint that torch refuses to load safely"
+    return (
+        f"model folder '{path}' ({', '.join(files) or 'no weight files'}) does not load: {type(error).__name__}: "
+        f"{reason[:200]}. Re-convert it to safetensors (`model.save_pretrained(dir, safe_serialization=True)` on a "
+        "machine that can load it) or rebuild the asset (`snakemake --cores all assets`)."
+    )
 
 
 def check_tokenizer_matches(model, tokenizer, where: str = "") -> None:

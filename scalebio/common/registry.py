@@ -22,7 +22,7 @@ from types import ModuleType
 
 from scalebio.common.config import from_dict, parse_json_object
 from scalebio.common.runtime import ConfigError, main_guard
-from scalebio.common.selection import SELECTION_FILE, MethodInputs
+from scalebio.common.selection import SELECTION_FILE, MethodInputs, pool_info
 
 GROUP = "scalebio.methods"
 EVAL_GROUP = "scalebio.evaluations"
@@ -69,6 +69,17 @@ def check_options(name: str, options: dict, module: str | None = None, prefix: s
     return from_dict(method_module(name, module).Options, options, prefix=prefix or f"methods.{name}.")
 
 
+def check_budget(inputs: MethodInputs) -> None:
+    """N must fit in the pool: a larger N makes the SFT set repeat examples, allowed only when asked for."""
+    info, _ = pool_info(inputs.sources)
+    size = sum(v["n_examples"] for v in info.values())
+    if inputs.budget > size and not inputs.allow_repeats:
+        raise ConfigError(
+            f"budget {inputs.budget} is larger than the pool ({size} examples in {inputs.data_dir}/sources); lower "
+            "the experiment's budget, add data, or set experiments.<name>.allow_repeats: true to repeat examples"
+        )
+
+
 def run_method(inputs: MethodInputs, name: str, module: str | None = None) -> Path:
     """Run method ``name`` on ``inputs``; returns the path of the ``selection.json`` it wrote."""
     path = Path(method_module(name, module).select(inputs))
@@ -89,6 +100,7 @@ def main(argv=None, prog: str = "python -m scalebio select") -> None:
     ap.add_argument("--budget", type=int, help="N training examples downstream")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--options", default="{}", help="method options as a JSON object")
+    ap.add_argument("--allow-repeats", action="store_true", help="allow a budget larger than the pool")
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.list:
@@ -100,8 +112,8 @@ def main(argv=None, prog: str = "python -m scalebio select") -> None:
     if a.budget <= 0:
         raise ConfigError(f"budget must be positive, got {a.budget}")
     options = parse_json_object(a.options)
-    inputs = MethodInputs(data_dir=a.data, model=a.model, out_dir=a.out, budget=a.budget, seed=a.seed, options=options)
-    inputs.sources  # noqa: B018  (fails early, naming the folder, if there are no sources)
+    inputs = MethodInputs(a.data, a.model, a.out, a.budget, a.seed, options, allow_repeats=a.allow_repeats)
+    check_budget(inputs)  # also fails early, naming the folder, if there are no sources
     check_options(a.method, options, a.module)  # every option error before any work
     Path(a.out).mkdir(parents=True, exist_ok=True)
     run_method(inputs, a.method, a.module)

@@ -7,9 +7,11 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import random
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,42 @@ def configure_hub(enabled: bool | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+THREADS_ENV = "SCALEBIO_THREADS"
+
+
+def configure_threads(n: int | None = None) -> int | None:
+    """Pin torch's intra-op threads to ``n`` (exported as ``SCALEBIO_THREADS`` for child processes; the workflow
+    passes the config's ``threads``), or to an inherited ``SCALEBIO_THREADS``.
+
+    Results of float reductions depend on the thread count, so a job must not take "whatever cores Snakemake
+    grants": the same config then gives the same files. Set before torch is imported (``import scalebio`` does
+    it), so OpenMP starts with that many threads; ``run_environment`` records it in every run folder.
+    """
+    if n is not None:
+        os.environ[THREADS_ENV] = str(n)
+    n = os.environ.get(THREADS_ENV)
+    if not n:
+        return None
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[key] = n
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(n))
+    return int(n)
+
+
+def run_environment() -> dict:
+    """What a run folder records about where it ran (not part of any result file that must be reproducible)."""
+    torch = sys.modules.get("torch")
+    return {
+        "host": platform.node(),
+        "torch": getattr(torch, "__version__", None),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "scalebio_threads": os.environ.get(THREADS_ENV),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
 # ---- process ranks: the one answer to "how many processes, and am I rank 0?" -------------------------
 def _process_group():
     # No process group can exist before torch.distributed is imported, so the CLIs that never need torch
@@ -89,7 +127,15 @@ def is_main() -> bool:
 
 
 def _tmp_sibling(path: Path) -> Path:
+    """This process's temporary name for ``path``; leftovers of interrupted earlier writes are removed first
+    (Snakemake runs one job per output, so any other ``<name>.tmp-<pid>`` is stale)."""
+    for stale in path.parent.glob(f"{glob_escape(path.name)}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextlib.contextmanager
@@ -99,9 +145,9 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     Snakemake takes an existing output as finished, so a crashed run must never leave ``final``.
     """
     final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     try:
         yield tmp
     except BaseException:
@@ -116,7 +162,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -3,7 +3,8 @@
 ``kind: "weights"`` carries a mixture ``{source: p}`` (the SFT builder samples N examples by it);
 ``kind: "examples"`` carries the chosen ``[{"source", "id"}]``. Both carry the method, budget,
 seed, the resolved config, the pool fingerprint (so a selection cannot be applied to another pool)
-and the cost of producing it (wall time, tokens processed).
+and the tokens processed to make it. The file holds only what the same config and seed reproduce
+byte for byte; the wall time and where the run happened go next to it, in ``run.json``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scalebio.common.data import list_sources
-from scalebio.common.runtime import DataError, atomic_write_json, config_hash, file_sha256
+from scalebio.common.runtime import DataError, atomic_write_json, config_hash, file_sha256, run_environment
 
 SELECTION_FILE = "selection.json"
+RUN_FILE = "run.json"
 
 
 @dataclass
@@ -37,6 +38,8 @@ class MethodInputs:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     """Method-specific options (validated by the method)."""
+    allow_repeats: bool = False
+    """Allow a budget larger than the pool (the SFT set then repeats examples); recorded in the selection."""
 
     @property
     def sources(self) -> dict[str, str]:
@@ -52,7 +55,7 @@ def pool_info(sources: dict[str, str]) -> tuple[dict, str]:
     info = {}
     for name in sorted(sources):
         path = sources[name]
-        with open(path) as f:
+        with open(path, "rb") as f:
             n = sum(1 for line in f if line.strip())
         info[name] = {"path": str(path), "n_examples": n, "sha256": file_sha256(path)}
     fingerprint = config_hash({k: v["sha256"] for k, v in info.items()})
@@ -105,21 +108,27 @@ def write_selection(
     cfg = config or {}
     sel.update(
         budget=inputs.budget,
+        allow_repeats=inputs.allow_repeats,
         seed=inputs.seed,
         sources=info,
         pool_fingerprint=fingerprint,
         config=cfg,
         config_hash=config_hash(cfg),
-        cost={"wall_time_s": round(float(wall_time_s), 3), "tokens": int(tokens)},
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        cost={"tokens": int(tokens)},
         **(extra or {}),
     )
-    path = Path(inputs.out_dir) / SELECTION_FILE
-    atomic_write_json(path, sel)
-    return path
+    out = Path(inputs.out_dir)
+    atomic_write_json(out / RUN_FILE, {"wall_time_s": round(float(wall_time_s), 3), **run_environment()})
+    atomic_write_json(out / SELECTION_FILE, sel)  # last: its existence marks the run as done
+    return out / SELECTION_FILE
 
 
-def read_selection(path: str | os.PathLike) -> dict:
+def read_selection(path: str | os.PathLike, known_methods=None) -> dict:
+    """A ``selection.json``, checked: required keys, kind and fields consistent, weights valid, examples well-formed.
+
+    ``known_methods``: if given, ``method`` must be one of them or the name of the run folder that holds the file
+    (``.../<method>/selection.json``), so a hand-edited or misplaced selection is not taken for another method's.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"selection '{path}' does not exist")
@@ -127,14 +136,31 @@ def read_selection(path: str | os.PathLike) -> dict:
         sel = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DataError(f"selection '{path}' is not valid JSON: {e.msg}") from None
-    for key in ("method", "kind", "sources", "pool_fingerprint"):
+    where = f"selection '{path}'"
+    for key in ("method", "kind", "sources", "pool_fingerprint", "budget"):
         if key not in sel:
-            raise DataError(f"selection '{path}' lacks the key '{key}'")
+            raise DataError(f"{where} lacks the key '{key}'")
+    if known_methods is not None and sel["method"] not in {*known_methods, path.parent.name}:
+        raise DataError(
+            f"{where}: method '{sel['method']}' is neither registered nor the run folder's name "
+            f"'{path.parent.name}'; re-run the method instead of editing the file"
+        )
+    budget = sel["budget"]
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:  # 0: a reweighting-only run
+        raise DataError(f"{where}: budget must be a non-negative integer, got {budget!r}")
     if sel["kind"] == "weights":
-        validate_weights(sel.get("weights") or {}, sel["sources"], where=f"selection '{path}': ")
+        if "examples" in sel:
+            raise DataError(f"{where}: kind 'weights' must not list examples")
+        validate_weights(sel.get("weights") or {}, sel["sources"], where=f"{where}: ")
     elif sel["kind"] == "examples":
-        if not sel.get("examples"):
-            raise DataError(f"selection '{path}' of kind 'examples' has no examples")
+        if "weights" in sel:
+            raise DataError(f"{where}: kind 'examples' must not carry weights")
+        examples = sel.get("examples")
+        if not examples or not isinstance(examples, list):
+            raise DataError(f"{where}: kind 'examples' has no examples")
+        bad = [i for i, e in enumerate(examples) if not (isinstance(e, dict) and {"source", "id"} <= set(e))]
+        if bad:
+            raise DataError(f"{where}: examples[{bad[0]}] must be an object with 'source' and 'id'")
     else:
-        raise DataError(f"selection '{path}': kind must be 'weights' or 'examples', not '{sel['kind']}'")
+        raise DataError(f"{where}: kind must be 'weights' or 'examples', not '{sel['kind']}'")
     return sel

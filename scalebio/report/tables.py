@@ -94,7 +94,8 @@ def experiment_report(experiment: str, spec: dict, results: Path, data_dir: Path
             row = {"model": model, "method": method, "kind": sel["kind"], **{s: comp.get(s, 0.0) for s in sources}}
             row["corruption"] = selection_corruption(sel, data_dir)
             weight_rows.append(row)
-            cost_rows.append({"model": model, "method": method, **sel.get("cost", {})})
+            run = _read_json(rd / "run.json") or {}
+            cost_rows.append({"model": model, "method": method, "wall_time_s": run.get("wall_time_s"), **sel["cost"]})
             if (rd / "metrics.jsonl").exists():
                 trajectories[(model, method)] = [r for r in read_jsonl(rd / "metrics.jsonl") if "weights" in r]
             if method == "scalebio":

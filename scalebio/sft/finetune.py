@@ -48,6 +48,7 @@ from scalebio.common.runtime import (
     file_sha256,
     is_main,
     main_guard,
+    run_environment,
     seed_everything,
     setup_logging,
     world_size,
@@ -97,15 +98,10 @@ def _prepare_work_dir(work: Path, ident: dict) -> bool:
 
 
 def load_training_set(train: Path, tokenizer, cfg: SFTConfig, logger) -> list[dict]:
-    records = read_jsonl(train)
+    records = read_jsonl(train, unique_ids=False)  # mixes sources; may repeat examples (allow_repeats)
     if not records:
         raise ConfigError(f"training set '{train}' is empty")
     examples = tokenize_records(records, tokenizer, cfg.max_length, where=f"training set '{train}'")
-    n_empty = sum(all(lab == IGNORE_INDEX for lab in e["labels"]) for e in examples)
-    if n_empty:
-        logger.warning(
-            "%d of %d examples have no response token within max_length=%d", n_empty, len(examples), cfg.max_length
-        )
     effective = cfg.accumulation() * cfg.micro_batch_size * world_size()
     if effective != cfg.global_batch_size:
         logger.warning(
@@ -126,6 +122,7 @@ def write_run_files(folder: Path, history: list[dict], examples: list[dict], ide
     summary = next((h for h in reversed(history) if "train_runtime" in h), {})
     metrics = {
         "n_examples": len(examples),
+        "environment": run_environment(),
         "response_tokens": sum(sum(lab != IGNORE_INDEX for lab in e["labels"]) for e in examples),
         "steps": steps[-1]["step"] if steps else 0,
         "first_loss": steps[0]["loss"] if steps else None,

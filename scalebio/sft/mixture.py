@@ -29,8 +29,8 @@ import random
 from pathlib import Path
 
 from scalebio.common.data import list_sources, read_jsonl
+from scalebio.common.registry import registered
 from scalebio.common.runtime import (
-    ConfigError,
     DataError,
     atomic_write_json,
     config_hash,
@@ -134,8 +134,6 @@ def check_pool(sel: dict, selection_path: Path, data_dir: Path) -> tuple[dict, d
             f"than the data folder '{data_dir}' (fingerprint {fingerprint}); differing sources: {changed}. "
             "Re-run the selection on this data folder."
         )
-    if VALIDATION_SOURCE in sources:
-        raise DataError(f"data folder '{data_dir}' has a source named '{VALIDATION_SOURCE}', a reserved name")
     return sources, info, fingerprint
 
 
@@ -183,11 +181,11 @@ def build_sft_set(
 ) -> dict:
     """Build ``out_dir/train.jsonl`` + ``manifest.json`` from a selection; returns the manifest."""
     selection_path, data_dir, out_dir = Path(selection_path), Path(data_dir), Path(out_dir)
-    sel = read_selection(selection_path)
+    sel = read_selection(selection_path, known_methods=registered())
     sources, info, fingerprint = check_pool(sel, selection_path, data_dir)
     budget = sel.get("budget")
     if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
-        raise ConfigError(f"selection '{selection_path}': budget must be a positive integer, got {budget!r}")
+        raise DataError(f"selection '{selection_path}': budget must be a positive integer, got {budget!r}")
 
     pool = {name: read_jsonl(path) for name, path in sources.items()}
     if sel["kind"] == "weights":
@@ -198,8 +196,13 @@ def build_sft_set(
         log.warning(
             "source '%s' holds %d examples, fewer than its share; shortfall %d redistributed", k, len(pool[k]), n
         )
+    if repeats and not sel.get("allow_repeats", False):
+        raise DataError(
+            f"selection '{selection_path}': budget {budget} needs {sum(repeats.values())} repeated examples, and the "
+            "selection does not allow repeats; lower the budget or set experiments.<name>.allow_repeats: true"
+        )
     for k, n in repeats.items():
-        log.warning("source '%s': %d duplicate examples (every positive-weight source is exhausted)", k, n)
+        log.warning("source '%s': %d duplicate examples (allow_repeats is set)", k, n)
 
     n_val = 0
     val_path = data_dir / "validation.jsonl"

@@ -2,14 +2,20 @@
 import json
 from pathlib import Path
 
-from scalebio.common.runtime import configure_hub
+from scalebio.common import configcheck
+from scalebio.common.runtime import configure_hub, configure_threads
 
-from snakemake.utils import validate
-
-validate(config, schema="../schemas/config.schema.yaml")
+# Everything checkable from the config fails here, before any job runs: the schema
+# (../schemas/config.schema.yaml), then names, option blocks and budgets (one message per problem).
+_errors = configcheck.schema_errors(config) or configcheck.check(config)
+if _errors:
+    raise ValueError("config error: " + "; ".join(_errors))
 
 # Offline unless the config opts into the hub; child processes inherit the environment.
 configure_hub(config.get("hub", False))
+# Every job runs torch with this many threads, whatever Snakemake grants (float results depend on it).
+THREADS = config.get("threads", 2)
+configure_threads(THREADS)
 
 
 def config_name():
@@ -34,46 +40,9 @@ def experiments():
     return config["experiments"]
 
 
-def check_config():
-    errors = []
-    for exp, e in experiments().items():
-        for m in e["models"]:
-            if m not in config["models"]:
-                errors.append(
-                    f"experiments.{exp}.models names '{m}', which is not under models:"
-                )
-    if errors:
-        raise ValueError("config error: " + "; ".join(errors))
-
-
-check_config()
-
-
 def section(experiment, *path):
-    """A global config section (e.g. ``sft`` or ``eval/math``) overridden by the experiment's own copy.
-
-    The experiment's copy lives under the same path, except that ``methods/<m>`` is ``method_options/<m>``.
-    Nested mappings are merged key by key.
-    """
-    glob = config
-    for key in path:
-        glob = (glob or {}).get(key) or {}
-    local_path = ("method_options", *path[1:]) if path[0] == "methods" else path
-    local = experiments()[experiment]
-    for key in local_path:
-        local = (local or {}).get(key) or {}
-    return merge(dict(glob), local)
-
-
-def merge(base, update):
-    out = dict(base)
-    for k, v in update.items():
-        out[k] = (
-            merge(out[k], v)
-            if isinstance(v, dict) and isinstance(out.get(k), dict)
-            else v
-        )
-    return out
+    """A global config section overridden by the experiment's copy (scalebio.common.configcheck.section)."""
+    return configcheck.section(config, experiment, *path)
 
 
 def model_spec(name):
@@ -96,21 +65,15 @@ def run_dir(experiment, model, method):
 
 
 def method_options(experiment, method):
-    """``methods.<m>`` overridden by ``experiments.<e>.method_options.<m>`` (``module`` is not an option)."""
-    opts = section(experiment, "methods", method)
-    opts.pop("module", None)
-    return opts
+    return configcheck.method_options(config, experiment, method)
 
 
 def method_module(method):
-    return (config.get("methods", {}).get(method) or {}).get("module", "")
+    return configcheck.method_module_name(config, method)
 
 
 def with_model_dtype(model, opts):
-    """A stage's options with the model's ``dtype`` as default."""
-    if model_spec(model).get("dtype"):
-        opts = {"dtype": model_spec(model)["dtype"], **opts}
-    return opts
+    return configcheck.with_model_dtype(config, model, opts)
 
 
 def evals_of(experiment):

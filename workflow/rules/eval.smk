@@ -17,7 +17,7 @@ rule evaluate:
         f"{BENCH}/eval/{{experiment}}/{{model}}/{{method}}/{{evaluation}}.tsv"
     conda:
         "../envs/suite.yaml"
-    threads: workflow.cores
+    threads: THREADS
     resources:
         gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
     params:

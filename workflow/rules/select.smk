@@ -13,7 +13,7 @@ rule select:
         f"{BENCH}/select/{{experiment}}/{{model}}/{{method}}.tsv"
     conda:
         "../envs/suite.yaml"
-    threads: workflow.cores
+    threads: THREADS
     resources:
         gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
     params:
@@ -22,7 +22,12 @@ rule select:
         seed=config.get("seed", 0),
         options=lambda w: json.dumps(method_options(w.experiment, w.method)),
         module=lambda w: method_module(w.method),
+        repeats=lambda w: (
+            "--allow-repeats"
+            if experiments()[w.experiment].get("allow_repeats")
+            else ""
+        ),
     shell:
         "python -m scalebio select --method {wildcards.method} --module={params.module:q} "
         "--data {input.data} --model {params.model} --out $(dirname {output}) "
-        "--budget {params.budget} --seed {params.seed} --options {params.options:q} > {log} 2>&1"
+        "--budget {params.budget} --seed {params.seed} --options {params.options:q} {params.repeats} > {log} 2>&1"

@@ -31,7 +31,7 @@ rule finetune:
         f"{BENCH}/finetune/{{experiment}}/{{model}}/{{method}}.tsv"
     conda:
         "../envs/suite.yaml"
-    threads: workflow.cores
+    threads: THREADS
     resources:
         gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
     params:

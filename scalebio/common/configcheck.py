@@ -1,0 +1,154 @@
+"""Everything that can be checked from a workflow config before any job runs (``snakemake -n`` runs it).
+
+    python -m scalebio check-config config/ci.yaml     # the same checks, one line per problem, exit 2 if any
+
+Checks: the file exists and parses (file, line and column of a YAML error), the JSON schema
+(``workflow/schemas/config.schema.yaml``), models named by experiments exist, every method is registered (or
+names an importable module), every option block builds its typed class (``methods.<m>`` merged with the
+experiment's ``method_options``, ``sft``, ``eval.<evaluation>``), no source uses a reserved name, and the budget
+fits in the pool wherever the pool's size is known without running anything (embedded builders, local files).
+The workflow merges per-experiment overrides with ``section`` below, so the checks see exactly what jobs get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from scalebio.assets import embedded
+from scalebio.common.config import _merge, from_dict, load_config_file
+from scalebio.common.data import RESERVED_SOURCE_NAMES
+from scalebio.common.registry import check_options, evaluation_options, method_module
+from scalebio.common.runtime import SuiteError, main_guard
+from scalebio.common.training import SFTConfig
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def section(config: dict, experiment: str, *path: str) -> dict:
+    """A global section (``sft``, ``eval/math``, ``methods/<m>``) overridden key by key by the experiment's copy
+    (``methods/<m>`` is ``method_options/<m>`` there)."""
+    glob = config
+    for key in path:
+        glob = (glob or {}).get(key) or {}
+    local = config["experiments"][experiment]
+    for key in ("method_options", *path[1:]) if path[0] == "methods" else path:
+        local = (local or {}).get(key) or {}
+    return _merge(dict(glob), local)
+
+
+def method_options(config: dict, experiment: str, method: str) -> dict:
+    """``methods.<m>`` overridden by ``experiments.<e>.method_options.<m>`` (``module`` is not an option)."""
+    opts = section(config, experiment, "methods", method)
+    opts.pop("module", None)
+    return opts
+
+
+def method_module_name(config: dict, method: str) -> str:
+    return (config.get("methods", {}).get(method) or {}).get("module", "")
+
+
+def with_model_dtype(config: dict, model: str, opts: dict) -> dict:
+    """A stage's options with the model's ``dtype`` as default."""
+    dtype = config["models"][model].get("dtype")
+    return {"dtype": dtype, **opts} if dtype else opts
+
+
+def pool_size(spec: dict) -> int | None:
+    """Examples in an experiment's pool, if known without building it (None for hub data)."""
+    if "builder" in spec:
+        return sum(embedded.pool_sizes(spec["builder"], spec.get("options") or {}).values())
+    total = 0
+    for entry in spec["sources"].values():
+        p = Path(entry)
+        if not p.is_file():
+            return None
+        if p.suffix == ".json":
+            return None  # a JSON list; counted when the data folder is built
+        with open(p, "rb") as f:
+            total += sum(1 for line in f if line.strip())
+    return total
+
+
+def _try(errors: list[str], fn, *args, **kw) -> None:
+    try:
+        fn(*args, **kw)
+    except SuiteError as e:
+        errors.append(str(e))
+
+
+def check(config: dict) -> list[str]:
+    """Every problem of a schema-valid config, one message each (empty: the config is fine)."""
+    errors: list[str] = []
+    for exp, e in config["experiments"].items():
+        for m in e["models"]:
+            if m not in config["models"]:
+                errors.append(f"experiments.{exp}.models names '{m}', which is not under models:")
+        for method in e["methods"]:
+            module = method_module_name(config, method) or None
+            try:
+                method_module(method, module)
+            except SuiteError as err:
+                errors.append(f"experiments.{exp}.methods: {err}")
+                continue
+            _try(errors, check_options, method, method_options(config, exp, method), module)
+        for m in (m for m in e["models"] if m in config["models"]):
+            _try(errors, from_dict, SFTConfig, with_model_dtype(config, m, section(config, exp, "sft")), "sft.")
+        for ev in e.get("evals", []):
+            try:
+                opts_cls = evaluation_options(ev)
+            except SuiteError as err:
+                errors.append(f"experiments.{exp}.evals: {err}")
+                continue
+            _try(errors, from_dict, opts_cls, section(config, exp, "eval", ev), f"eval.{ev}.")
+        data = e["data"]
+        reserved = sorted(set(data.get("sources", {})) & set(RESERVED_SOURCE_NAMES))
+        if reserved:
+            errors.append(
+                f"experiments.{exp}.data.sources: {reserved} are reserved names {RESERVED_SOURCE_NAMES}; rename"
+            )
+        try:
+            size = pool_size(data)
+        except SuiteError as err:
+            errors.append(f"experiments.{exp}.data: {err}")
+            continue
+        if size is not None and e["budget"] > size and not e.get("allow_repeats", False):
+            errors.append(
+                f"experiments.{exp}.budget {e['budget']} is larger than the pool ({size} examples); lower it, add "
+                "data, or set allow_repeats: true"
+            )
+    return errors
+
+
+def schema_errors(config: dict) -> list[str]:
+    """JSON-schema violations, each naming the key path (for a ``oneOf``, the closest alternative's complaint)."""
+    import jsonschema  # on use: only this check needs it
+
+    validator = jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA.read_text()))
+    out = []
+    for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        if e.context:  # a oneOf: report the alternative that got furthest into the value, not a missing key
+            e = sorted(e.context, key=lambda s: (-len(s.absolute_path), s.validator == "required"))[0]
+        out.append(f"{'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}")
+    return out
+
+
+@main_guard
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m scalebio check-config", description=__doc__.split("\n\n")[0])
+    ap.add_argument("config", help="a workflow config file")
+    a = ap.parse_args(argv)
+    config = load_config_file(a.config)
+    errors = schema_errors(config) or check(config)
+    for err in errors:
+        print(f"error: {a.config}: {err}", file=sys.stderr)
+    if errors:
+        raise SystemExit(2)
+    print(f"{a.config}: ok")
+
+
+if __name__ == "__main__":
+    main()
