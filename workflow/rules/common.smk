@@ -2,7 +2,9 @@
 import json
 from pathlib import Path
 
-from scalebio.common.runtime import configure_hub
+from scalebio.common.launch import plan as launch_plan
+from scalebio.common.registry import EVAL_GROUP, registered
+from scalebio.common.runtime import config_hash, configure_hub
 
 from snakemake.utils import validate
 
@@ -23,8 +25,13 @@ def config_name():
 RESULTS = config.get("results_dir") or f"results/{config_name()}"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
+# Embedded assets are shared between configs only where their content is the same: the tiny model's folder
+# name carries the hash of its build options (config `assets.tiny`), so two configs with different options
+# never write the same folder. SmolLM2 and MT-Bench have no options (their source is a pinned package).
+TINY_OPTIONS = config.get("assets", {}).get("tiny", {})
 ASSET_DIRS = {
-    "tiny": "resources/models/tiny",
+    "tiny": "resources/models/tiny"
+    + (f"-{config_hash(TINY_OPTIONS)}" if TINY_OPTIONS else ""),
     "smollm2": "resources/models/smollm2-135m-instruct",
     "mtbench": "resources/mtbench",
 }
@@ -34,6 +41,17 @@ def experiments():
     return config["experiments"]
 
 
+def eval_kind(experiment, evaluation):
+    """The registered evaluation an entry of ``evals`` runs: ``eval.<name>.evaluation``, else its own name
+    (``evals: [gsm8k, math]`` with ``eval.gsm8k.evaluation: math`` runs eval.math twice).
+    """
+    local = ((experiments()[experiment].get("eval") or {}).get(evaluation) or {}).get(
+        "evaluation"
+    )
+    glob = ((config.get("eval") or {}).get(evaluation) or {}).get("evaluation")
+    return local or glob or evaluation
+
+
 def check_config():
     errors = []
     for exp, e in experiments().items():
@@ -41,6 +59,13 @@ def check_config():
             if m not in config["models"]:
                 errors.append(
                     f"experiments.{exp}.models names '{m}', which is not under models:"
+                )
+        for ev in e.get("evals", []):
+            kind = eval_kind(exp, ev)
+            if kind not in registered(EVAL_GROUP):
+                errors.append(
+                    f"experiments.{exp}.evals names '{ev}', which runs evaluation '{kind}'; "
+                    f"known evaluations: {sorted(registered(EVAL_GROUP))} (set eval.{ev}.evaluation)"
                 )
     if errors:
         raise ValueError("config error: " + "; ".join(errors))
@@ -173,9 +198,17 @@ def eval_judge_path(experiment):
 
 
 def eval_options(experiment, evaluation, model, method):
-    """Options JSON of one evaluation job (the model's dtype, config sections, resolved paths)."""
+    """Options JSON of one evaluation job (the model's dtype, config sections, resolved paths, and the
+    generation backend the launch plan chose)."""
     opts = with_model_dtype(model, section(experiment, "eval", evaluation))
-    if evaluation == "mtbench":
+    opts.pop("evaluation", None)
+    kind = eval_kind(experiment, evaluation)
+    if kind in ("math", "lmeval"):
+        launch = job_launch("evaluate", experiment, kind, evaluation)
+        opts["backend"] = launch.backend
+        if launch.backend == "vllm":
+            opts["tensor_parallel_size"] = launch.gpus
+    if kind == "mtbench":
         opts.setdefault("model_id", f"{model}-{method}")
         if opts.get("judge", "logprob") == "logprob":
             opts["judge_model"] = eval_judge_path(experiment)
@@ -191,7 +224,7 @@ def eval_inputs(wildcards):
     else:
         model = [eval_model_path(wildcards)]
     inputs = {"model": model}
-    if wildcards.evaluation == "mtbench":
+    if eval_kind(wildcards.experiment, wildcards.evaluation) == "mtbench":
         inputs["mtbench"] = ASSET_DIRS["mtbench"]
         opts = section(wildcards.experiment, "eval", "mtbench")
         if opts.get("judge", "logprob") == "logprob":
@@ -201,3 +234,30 @@ def eval_inputs(wildcards):
     else:
         inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
     return inputs
+
+
+# ---- launch: launcher, processes and GPUs of every select / finetune / evaluate job
+def job_launch(stage, experiment, variant, evaluation=None):
+    """``scalebio.common.launch.plan`` for one job: ``variant`` is the method (select, finetune) or the
+    evaluation kind (evaluate); ScaleBiO's ``distributed`` and an evaluation's ``backend`` come from the config.
+    """
+    resources = config.get("resources")
+    if stage == "select":
+        strategy = method_options(experiment, variant).get("distributed")
+        return launch_plan(stage, variant, resources, distributed=strategy)
+    if stage == "evaluate":
+        backend = section(experiment, "eval", evaluation or variant).get(
+            "backend", "auto"
+        )
+        return launch_plan(stage, variant, resources, backend=backend)
+    return launch_plan(stage, variant, resources)
+
+
+def eval_launch(wildcards):
+    kind = eval_kind(wildcards.experiment, wildcards.evaluation)
+    return job_launch("evaluate", wildcards.experiment, kind, wildcards.evaluation)
+
+
+def eval_module(wildcards):
+    """The Python module an evaluation job runs (registered entry point of its kind)."""
+    return registered(EVAL_GROUP)[eval_kind(wildcards.experiment, wildcards.evaluation)]

@@ -15,14 +15,15 @@ rule select:
         "../envs/suite.yaml"
     threads: workflow.cores
     resources:
-        gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
+        gpu=lambda w: job_launch("select", w.experiment, w.method).gpus,
     params:
         model=lambda w: model_dir(w.model),
         budget=lambda w: experiments()[w.experiment]["budget"],
         seed=config.get("seed", 0),
         options=lambda w: json.dumps(method_options(w.experiment, w.method)),
         module=lambda w: method_module(w.method),
+        launch=lambda w: job_launch("select", w.experiment, w.method).command,
     shell:
-        "python -m scalebio select --method {wildcards.method} --module={params.module:q} "
+        "{params.launch} -m scalebio select --method {wildcards.method} --module={params.module:q} "
         "--data {input.data} --model {params.model} --out $(dirname {output}) "
         "--budget {params.budget} --seed {params.seed} --options {params.options:q} > {log} 2>&1"
