@@ -37,8 +37,47 @@ ASSET_DIRS = {
 }
 
 
+# The official repository's files at the pinned commit (config `official`), fetched by `rule official_files`;
+# a data entry "official:<path>" names one of them. The folder is keyed by the commit: configs share it only
+# when they pin the same commit (same content).
+OFFICIAL = config.get("official") or {}
+OFFICIAL_DIR = (
+    f"resources/official/{Path(OFFICIAL['repo']).stem}-{OFFICIAL['commit'][:12]}"
+    if OFFICIAL
+    else None
+)
+OFFICIAL_PREFIX = "official:"
+
+
 def experiments():
     return config["experiments"]
+
+
+def data_spec(experiment):
+    """The experiment's ``data:`` with every ``official:<path>`` entry resolved to the fetched file."""
+
+    def resolve(entry):
+        if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
+            if OFFICIAL_DIR is None:
+                raise ValueError(
+                    f"config error: experiments.{experiment}.data uses '{entry}' but the config has no official: section"
+                )
+            return f"{OFFICIAL_DIR}/{entry[len(OFFICIAL_PREFIX):]}"
+        return entry
+
+    spec = dict(experiments()[experiment]["data"])
+    if "sources" in spec:
+        spec["sources"] = {k: resolve(v) for k, v in spec["sources"].items()}
+    for key in ("validation", "test"):
+        if key in spec:
+            spec[key] = resolve(spec[key])
+    return spec
+
+
+def data_inputs(wildcards):
+    """The official files folder when the experiment's data uses it."""
+    spec = json.dumps(experiments()[wildcards.experiment]["data"])
+    return [OFFICIAL_DIR] if f'"{OFFICIAL_PREFIX}' in spec else []
 
 
 def eval_kind(experiment, evaluation):
@@ -203,7 +242,7 @@ def eval_options(experiment, evaluation, model, method):
     opts = with_model_dtype(model, section(experiment, "eval", evaluation))
     opts.pop("evaluation", None)
     kind = eval_kind(experiment, evaluation)
-    if kind in ("math", "lmeval"):
+    if kind in ("math", "lmeval", "mtbench"):
         launch = job_launch("evaluate", experiment, kind, evaluation)
         opts["backend"] = launch.backend
         if launch.backend == "vllm":
