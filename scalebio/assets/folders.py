@@ -63,8 +63,8 @@ def _load(entry: str | dict, what: str) -> tuple[list[dict], dict]:
     name, split, revision = _hub_entry(entry, what)
     if not Path(name).is_dir() and not hub_enabled():
         raise DataError(
-            f"{what} '{name}' is not a local file or folder and the hub is off; set `hub: true` in the config "
-            "(on a machine with hub access) or point it at a local file"
+            f"{what} '{name}' is not a local file and the hub is off; set `hub: true` in the config "
+            "(on a machine with hub access) or point it at a local file or hub-format folder"
         )
     import datasets
 
