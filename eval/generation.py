@@ -146,7 +146,8 @@ class Generator:
             return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size, desc)
         from vllm import SamplingParams
 
-        limit = self.llm.llm_engine.model_config.max_model_len
+        engine = getattr(self.llm, "llm_engine", None)
+        limit = getattr(getattr(engine, "model_config", None), "max_model_len", None)
         encoded = encode_prompts(self.tokenizer, prompts, max_new_tokens, limit)
         params = SamplingParams(
             temperature=0.0,

@@ -224,9 +224,9 @@ def eval_model_path(wildcards):
     return f"{run_dir(wildcards.experiment, wildcards.model, wildcards.method)}/model"
 
 
-def eval_judge_path(experiment):
+def eval_judge_path(experiment, evaluation="mtbench"):
     """Folder of the MT-Bench log-prob judge: ``eval.mtbench.judge_model`` names a key of ``models:``."""
-    key = section(experiment, "eval", "mtbench").get("judge_model")
+    key = section(experiment, "eval", evaluation).get("judge_model")
     if key is None:
         return ASSET_DIRS["smollm2"]
     if key not in config["models"]:
@@ -250,7 +250,7 @@ def eval_options(experiment, evaluation, model, method):
     if kind == "mtbench":
         opts.setdefault("model_id", f"{model}-{method}")
         if opts.get("judge", "logprob") == "logprob":
-            opts["judge_model"] = eval_judge_path(experiment)
+            opts["judge_model"] = eval_judge_path(experiment, evaluation)
         else:
             opts.pop("judge_model", None)
     return opts
@@ -265,9 +265,9 @@ def eval_inputs(wildcards):
     inputs = {"model": model}
     if eval_kind(wildcards.experiment, wildcards.evaluation) == "mtbench":
         inputs["mtbench"] = ASSET_DIRS["mtbench"]
-        opts = section(wildcards.experiment, "eval", "mtbench")
+        opts = section(wildcards.experiment, "eval", wildcards.evaluation)
         if opts.get("judge", "logprob") == "logprob":
-            judge = eval_judge_path(wildcards.experiment)
+            judge = eval_judge_path(wildcards.experiment, wildcards.evaluation)
             if judge in ASSET_DIRS.values():
                 inputs["judge"] = judge
     else:
