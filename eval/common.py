@@ -19,7 +19,15 @@ import torch
 
 from scalebio.common.config import as_dict, describe, from_dict, parse_json_object
 from scalebio.common.modeling import check_tokenizer_matches, default_device, load_model, load_tokenizer
-from scalebio.common.runtime import atomic_write_json, main_guard, run_environment, setup_logging
+from scalebio.common.runtime import (
+    atomic_write_json,
+    is_main,
+    local_rank,
+    main_guard,
+    run_environment,
+    setup_logging,
+    world_size,
+)
 
 SUMMARY_KEYS = ("evaluation", "metric", "value", "stderr", "n", "model", "protocol", "comparable_to_paper")
 
@@ -70,9 +78,14 @@ def run_cli(
 
     opts = from_dict(options_cls, parse_json_object(args.options), prefix=f"eval.{evaluation}.")
 
+    join_process_group()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     summary_path = out / "summary.json"
+    if not is_main():  # other ranks only help generate; rank 0 owns the folder
+        run(args.model, out, args.data, opts, setup_logging(None, name=f"eval.{evaluation}"))
+        leave_process_group()
+        return {}
+    out.mkdir(parents=True, exist_ok=True)
     summary_path.unlink(missing_ok=True)  # a failed re-run must not leave the old summary looking current
     log = setup_logging(out, name=f"eval.{evaluation}")
     config = {"evaluation": evaluation, "model": args.model, "data": args.data, "options": as_dict(opts)}
@@ -81,6 +94,7 @@ def run_cli(
 
     start = time.time()
     result = run(args.model, out, args.data, opts, log)
+    leave_process_group()
     summary = {"evaluation": evaluation, **result}
     summary.setdefault("model", str(args.model))
     summary["wall_time_s"] = round(time.time() - start, 2)
@@ -99,6 +113,20 @@ def cli_main(evaluation: str, options_cls, run, description: str, data_required:
         return run_cli(evaluation, options_cls, run, description, argv, data_required)
 
     return main
+
+
+def join_process_group() -> None:
+    """Under a launcher (``WORLD_SIZE`` > 1) join its process group, so generation can be sharded over ranks."""
+    if world_size() <= 1 or not torch.distributed.is_available() or torch.distributed.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank())  # "cuda" then means this rank's GPU
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def leave_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def device_name() -> str:

@@ -11,6 +11,9 @@ Two kinds of tasks:
     python -m eval.lmeval --model resources/models/tiny --out /tmp/ev/lmeval --data results/denoise/data \
         --options '{"limit": 8}'
 
+Backends: lm-eval's ``hf`` model (under a launcher with N processes lm-eval shards the documents itself) or
+its ``vllm`` model (``tensor_parallel_size`` GPUs, when vLLM is installed: ``requirements-vllm.txt``).
+
 Outputs: ``lmeval_results.json`` (lm-eval's full results: configs, versions, n-shot, stderr),
 ``samples_<task>.jsonl`` (per-document logs), ``summary.json``.
 """
@@ -19,13 +22,24 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from eval.common import cli_main, device_name
+from eval.generation import resolve_backend
 from scalebio.common.data import prompt_messages, read_jsonl
 from scalebio.common.modeling import load_failure, resolve_model
-from scalebio.common.runtime import AssetError, ConfigError, DataError, atomic_write_json, hub_enabled, write_jsonl
+from scalebio.common.runtime import (
+    AssetError,
+    ConfigError,
+    DataError,
+    atomic_write_json,
+    hub_enabled,
+    is_main,
+    write_jsonl,
+)
 
 TASK_TEMPLATES = Path(__file__).with_name("tasks")
 # Paper's optional lm-eval script (METHOD.md §12): task -> (num_fewshot, primary metric key).
@@ -57,6 +71,11 @@ class Options:
     """Wrong choices per target_mc question, drawn from other test items' answers."""
     seed: int = 0
     """Seed for distractor sampling and lm-eval's own seeds."""
+    backend: Literal["auto", "hf", "vllm"] = "auto"
+    """lm-eval model type: hf, vllm (GPU, requirements-vllm.txt), or auto (vllm when installed and on a GPU).
+    The workflow fills in the backend its launch plan chose."""
+    tensor_parallel_size: int = 1
+    """GPUs vLLM shards the model over (the workflow sets the job's GPU count)."""
 
     def validate(self) -> None:
         unknown = [t for t in self.tasks if t not in PAPER_TASKS and t not in LOCAL_TASKS]
@@ -67,8 +86,8 @@ class Options:
             )
         if self.limit is not None and self.limit < 1:
             raise ConfigError("eval.lmeval.limit must be >= 1 or null")
-        if self.n_distractors < 1:
-            raise ConfigError("eval.lmeval.n_distractors must be >= 1")
+        if self.n_distractors < 1 or self.tensor_parallel_size < 1:
+            raise ConfigError("eval.lmeval.n_distractors and eval.lmeval.tensor_parallel_size must be >= 1")
 
 
 def task_plan(tasks: list[str], hub: bool) -> list[tuple[int, list[str]]]:
@@ -159,13 +178,27 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
     if any(t in LOCAL_TASKS for t in opts.tasks):
         if data_dir is None:
             raise ConfigError("eval.lmeval local tasks need --data (a data folder with test.jsonl)")
-        include, em_filter = write_local_tasks(data_dir, out, opts)
+        # Other ranks write their own copy (same content) in a temporary folder: no shared half-written file.
+        task_root = out if is_main() else Path(tempfile.mkdtemp(prefix="lmeval-tasks-"))
+        include, em_filter = write_local_tasks(data_dir, task_root, opts)
+    backend = resolve_backend(opts.backend)
     try:
         # One model object for every few-shot group. The device goes only here (passing it in
         # model_args too raises "got multiple values for keyword argument 'device'").
-        lm = HFLM(
-            pretrained=resolve_model(model_path), dtype=opts.dtype, batch_size=opts.batch_size, device=device_name()
-        )
+        if backend == "vllm":
+            from lm_eval.api.registry import get_model
+
+            lm = get_model("vllm")(
+                pretrained=resolve_model(model_path),
+                dtype=opts.dtype,
+                tensor_parallel_size=opts.tensor_parallel_size,
+                batch_size="auto",
+                seed=opts.seed,
+            )
+        else:
+            lm = HFLM(
+                pretrained=resolve_model(model_path), dtype=opts.dtype, batch_size=opts.batch_size, device=device_name()
+            )
     except AssetError:
         raise
     except Exception as e:
@@ -190,6 +223,8 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
             random_seed=opts.seed,
             bootstrap_iters=1000,
         )
+        if res is None:  # ranks other than 0 helped evaluate; rank 0 holds the results
+            continue
         for name, samples in (res.pop("samples", None) or {}).items():
             rows = json.loads(json.dumps(samples, default=handle_non_serializable))
             write_jsonl(out / f"samples_{name}.jsonl", rows)
@@ -198,9 +233,10 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
                 merged[key].update(value)
             else:
                 merged.setdefault(key, value)
+    if not is_main():
+        return {}
     atomic_write_json(out / "lmeval_results.json", json.loads(json.dumps(merged, default=handle_non_serializable)))
-
-    return summarise(merged, opts, em_filter, lm_eval.__version__)
+    return {**summarise(merged, opts, em_filter, lm_eval.__version__), "backend": backend}
 
 
 def summarise(merged: dict, opts: Options, em_filter: str, version: str) -> dict:

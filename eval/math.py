@@ -1,10 +1,17 @@
-"""Zero-shot chain-of-thought math evaluation (paper protocol, METHOD.md §12), graded with math-verify.
+"""Zero-shot chain-of-thought math evaluation (paper protocol, METHOD.md §12), graded twice.
 
 Each question goes through the model's chat template as one user turn ending with the paper's
 suffix; greedy decoding; the answer is the last ``\\boxed{}`` (nested braces allowed), else the
-text after "the answer is", else the last number; it is graded against the gold answer with
-``math_verify.verify(parse(gold), parse(pred))`` (gold first). Per-question records go to
-``predictions.jsonl``.
+text after "the answer is", else the last number. Two graders judge every answer: math-verify
+(``math_verify.verify(parse(gold), parse(pred))``, gold first) and the ToRA-style check of
+``eval.toragrade`` (the paper's kind of grader); ``grader`` picks the headline number, both accuracies are
+in the summary, and per-question records in ``predictions.jsonl`` flag where the graders disagree.
+
+Paper protocol (``comparable_to_paper`` is true exactly when it holds; otherwise ``protocol_deviations``
+says what differs): GSM8K test (1,319) or MATH test (5,000), all questions, the official suffix (the
+Gemma variant counts), greedy, ``max_new_tokens`` 1,024 (``math/eval_math/inference/infer_data/
+infer_eval_test.py`` of the official repository), graded ToRA-style. Generation runs on vLLM when it is
+installed (``backend``), else with HF ``generate``, sharded over the processes of a launcher.
 
     python -m eval.math --model resources/models/tiny --out /tmp/ev/math --data results/denoise/data \
         --options '{"limit": 8, "max_new_tokens": 64}'
@@ -23,15 +30,20 @@ from typing import Literal
 
 from math_verify import parse, verify
 
-from eval.common import cli_main, device_name, load_eval_model, mean_stderr
-from eval.generation import generate, render_chat
+from eval import toragrade
+from eval.common import cli_main, device_name, mean_stderr
+from eval.generation import load_generator, render_chat
 from scalebio.common.data import read_jsonl
-from scalebio.common.runtime import ConfigError, DataError, hub_enabled, write_jsonl
+from scalebio.common.runtime import ConfigError, DataError, hub_enabled, is_main, write_jsonl
 
 PAPER_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
-GRADER = (
-    "math-verify==0.9.0 verify(parse(gold), parse(pred)); extraction: last \\boxed{} > 'the answer is' > last number"
-)
+GEMMA_SUFFIX = "Please reason step by step."
+"""The official prompt for Gemma-2 (``math/eval_math/inference/utils/utils.py``, prompt type cot)."""
+PAPER_MAX_NEW_TOKENS = 1024
+PAPER_SIZES = {"gsm8k": 1319, "math": 5000}
+MATH_VERIFY = "math-verify==0.9.0 verify(parse(gold), parse(pred))"
+EXTRACTION = "last \\boxed{} > 'the answer is' > last number"
+GRADERS = {"math_verify": MATH_VERIFY, "tora": toragrade.GRADER}
 HUB_DATASETS = {
     "gsm8k": ("openai/gsm8k", "main", "test"),
     # hendrycks/competition_math is gone from the hub; EleutherAI's copy has the 5,000 test problems in 7 subsets.
@@ -64,12 +76,20 @@ class Options:
     """Model weights dtype."""
     suffix: str = PAPER_SUFFIX
     """Appended to each question (paper; Gemma used only 'Please reason step by step.')."""
+    grader: Literal["math_verify", "tora"] = "math_verify"
+    """Which grader gives the headline value: math_verify (library) or tora (ToRA-style, the paper's kind).
+    Both are always computed and reported."""
+    backend: Literal["auto", "hf", "vllm"] = "auto"
+    """Generation backend: vllm (GPU, requirements-vllm.txt), hf, or auto (vllm when installed and on a GPU).
+    The workflow fills in the backend its launch plan chose."""
+    tensor_parallel_size: int = 1
+    """GPUs vLLM shards the model over (the workflow sets the job's GPU count)."""
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"eval.math.limit must be >= 1 or null, got {self.limit}")
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ConfigError("eval.math.max_new_tokens and eval.math.batch_size must be >= 1")
+        if self.max_new_tokens < 1 or self.batch_size < 1 or self.tensor_parallel_size < 1:
+            raise ConfigError("eval.math.max_new_tokens, batch_size and tensor_parallel_size must be >= 1")
         if self.dataset == "local" and self.data_file:
             raise ConfigError("eval.math.data_file is only for dataset gsm8k / math")
 
@@ -127,6 +147,11 @@ def gsm8k_gold(answer: str) -> str:
 
 
 # ---------------------------------------------------------------- grading
+
+
+def grade_both(gold: str, pred: str | None) -> dict[str, bool]:
+    """Both graders' verdicts: ``{"math_verify": bool, "tora": bool}``."""
+    return {"math_verify": grade(gold, pred), "tora": toragrade.math_equal(pred, gold)}
 
 
 def grade(gold: str, pred: str | None) -> bool:
@@ -213,18 +238,37 @@ def _hub_rows(dataset: str) -> list[dict]:
 # ---------------------------------------------------------------- run
 
 
+def protocol_deviations(opts: Options, n: int) -> list[str]:
+    """How this run differs from the paper's math protocol (empty = comparable with the paper's numbers)."""
+    out = []
+    if opts.dataset not in PAPER_SIZES:
+        out.append(f"dataset {opts.dataset} (paper: GSM8K test / MATH test)")
+    elif n != PAPER_SIZES[opts.dataset]:
+        out.append(f"{n} questions (paper: all {PAPER_SIZES[opts.dataset]} of {opts.dataset})")
+    if opts.max_new_tokens != PAPER_MAX_NEW_TOKENS:
+        out.append(f"max_new_tokens {opts.max_new_tokens} (paper: {PAPER_MAX_NEW_TOKENS})")
+    if opts.suffix not in (PAPER_SUFFIX, GEMMA_SUFFIX):
+        out.append(f"suffix {opts.suffix!r} (paper: {PAPER_SUFFIX!r}, Gemma {GEMMA_SUFFIX!r})")
+    if opts.grader != "tora":
+        out.append(f"headline grader {opts.grader} (paper: ToRA-style math_equal)")
+    return out
+
+
 def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
     questions, source = load_questions(opts, data_dir)
     log.info("%d questions from %s", len(questions), source)
-    model, tokenizer = load_eval_model(model_path, opts.dtype)
+    gen = load_generator(model_path, opts.dtype, opts.backend, opts.tensor_parallel_size)
     prompts = [
-        render_chat(tokenizer, [{"role": "user", "content": f"{q['question']}\n{opts.suffix}".strip()}])
+        render_chat(gen.tokenizer, [{"role": "user", "content": f"{q['question']}\n{opts.suffix}".strip()}])
         for q in questions
     ]
-    outputs = generate(model, tokenizer, prompts, opts.max_new_tokens, opts.batch_size, desc="math")
+    outputs = gen.generate(prompts, opts.max_new_tokens, opts.batch_size, desc="math")
+    if not is_main():
+        return {}  # other ranks helped generate; rank 0 grades and writes
     records = []
     for q, prompt, output in zip(questions, prompts, outputs):
         extracted = extract_answer(output)
+        verdicts = grade_both(q["gold"], extracted)
         records.append(
             {
                 "id": q["id"],
@@ -232,25 +276,39 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
                 "output": output,
                 "extracted": extracted,
                 "gold": q["gold"],
-                "correct": grade(q["gold"], extracted),
+                "correct": verdicts[opts.grader],
+                "correct_math_verify": verdicts["math_verify"],
+                "correct_tora": verdicts["tora"],
+                "graders_disagree": verdicts["math_verify"] != verdicts["tora"],
             }
         )
     write_jsonl(out / "predictions.jsonl", records)
     acc, stderr = mean_stderr([float(r["correct"]) for r in records])
-    n_extracted = sum(r["extracted"] is not None for r in records)
+    deviations = protocol_deviations(opts, len(records))
+    disagree = [r["id"] for r in records if r["graders_disagree"]]
+    if disagree:
+        log.warning("graders disagree on %d of %d answers (ids %s)", len(disagree), len(records), disagree[:20])
     return {
         "metric": "accuracy",
         "value": acc,
         "stderr": stderr,
         "n": len(records),
-        "protocol": f"zero-shot CoT, chat template, greedy, max_new_tokens={opts.max_new_tokens}, suffix={opts.suffix!r}",
-        "grader": GRADER,
-        "comparable_to_paper": opts.dataset != "local" and opts.limit is None and opts.max_new_tokens >= 1024,
+        "protocol": f"zero-shot CoT, chat template, greedy, max_new_tokens={opts.max_new_tokens}, "
+        f"suffix={opts.suffix!r}, {gen.backend} generation",
+        "grader": f"{opts.grader}: {GRADERS[opts.grader]}; extraction: {EXTRACTION}",
+        "accuracy_math_verify": mean_stderr([float(r["correct_math_verify"]) for r in records])[0],
+        "accuracy_tora": mean_stderr([float(r["correct_tora"]) for r in records])[0],
+        "n_graders_disagree": len(disagree),
+        "graders_disagree_ids": disagree,
+        "comparable_to_paper": not deviations,
+        "paper_protocol": not deviations,
+        "protocol_deviations": deviations,
+        "backend": gen.backend,
         "dataset": opts.dataset,
         "source": source,
-        "n_extracted": n_extracted,
+        "n_extracted": sum(r["extracted"] is not None for r in records),
         "device": device_name(),
-        "note": "paper graded with ToRA-style math_equal; math-verify is the offline substitute (METHOD.md §12)",
+        "note": "paper: ToRA-style math_equal (official harness); both graders are reported (METHOD.md §12)",
     }
 
 
@@ -258,7 +316,7 @@ main = cli_main(
     "math",
     Options,
     run,
-    "Zero-shot CoT math accuracy (paper protocol) graded with math-verify. --data: a data folder with test.jsonl "
+    "Zero-shot CoT math accuracy (paper protocol) graded with math-verify and a ToRA-style check. --data: a data folder with test.jsonl "
     "(dataset local).",
     data_required=False,
 )

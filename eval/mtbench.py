@@ -27,8 +27,8 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from eval.common import cli_main, device_name, load_eval_model, mean_stderr
-from eval.generation import generate, render_chat
+from eval.common import cli_main, device_name, mean_stderr
+from eval.generation import load_generator, render_chat
 from eval.judges import (
     NEED_REF_CATS,
     JudgeUnavailable,
@@ -84,13 +84,20 @@ class Options:
     """Name of the evaluated model in the answer/judgment files (default: derived from the model path)."""
     reference: str = "gpt-4"
     """Reference answer file (mt_bench/reference_answer/<name>.jsonl) for math/reasoning/coding."""
+    backend: Literal["auto", "hf", "vllm"] = "auto"
+    """Answer generation: vllm (GPU, requirements-vllm.txt), hf, or auto (vllm when installed and on a GPU).
+    The workflow fills in the backend its launch plan chose."""
+    tensor_parallel_size: int = 1
+    """GPUs vLLM shards the model over (the workflow sets the job's GPU count)."""
 
     def validate(self) -> None:
         for key in ("per_category", "question_limit"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"eval.mtbench.{key} must be >= 1 or null")
-        if self.max_new_tokens < 1 or self.batch_size < 1 or self.api_max_retry < 1:
-            raise ConfigError("eval.mtbench.max_new_tokens, batch_size and api_max_retry must be >= 1")
+        if min(self.max_new_tokens, self.batch_size, self.api_max_retry, self.tensor_parallel_size) < 1:
+            raise ConfigError(
+                "eval.mtbench.max_new_tokens, batch_size, api_max_retry and tensor_parallel_size must be >= 1"
+            )
         if self.rating_retries < 0 or not 0 <= self.max_unrated_fraction <= 1:
             raise ConfigError("eval.mtbench.rating_retries must be >= 0 and max_unrated_fraction in [0, 1]")
 
@@ -146,15 +153,13 @@ def answer_hash(answer: dict, turn: int) -> str:
 
 def generate_answers(model_path: str, questions: list[dict], model_id: str, opts: Options, log) -> list[dict]:
     """Both turns of every question through the model's chat template; FastChat's model_answer rows."""
-    model, tokenizer = load_eval_model(model_path, opts.dtype)
+    gen = load_generator(model_path, opts.dtype, opts.backend, opts.tensor_parallel_size)
     convs: list[list[dict]] = [[] for _ in questions]
     answers: list[list[str]] = []
     for turn in (0, 1):  # turn 2 sees the model's own turn-1 answer, as in FastChat
         convs = [c + [{"role": "user", "content": q["turns"][turn]}] for c, q in zip(convs, questions)]
-        prompts = [render_chat(tokenizer, c) for c in convs]
-        answers.append(
-            generate(model, tokenizer, prompts, opts.max_new_tokens, opts.batch_size, f"mt-bench turn {turn + 1}")
-        )
+        prompts = [render_chat(gen.tokenizer, c) for c in convs]
+        answers.append(gen.generate(prompts, opts.max_new_tokens, opts.batch_size, f"mt-bench turn {turn + 1}"))
         convs = [c + [{"role": "assistant", "content": a}] for c, a in zip(convs, answers[-1])]
     ans1, ans2 = answers
     rows = []

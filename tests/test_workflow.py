@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,9 +34,115 @@ def test_dry_run_lists_the_dag_in_seconds():
     assert "select" in r.stdout and "data" in r.stdout
 
 
-@pytest.mark.parametrize("configfile", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "config").rglob("*.yaml")))
+SHIPPED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "config").rglob("*.yaml"))
+PAPER = [c for c in SHIPPED if c.startswith("config/paper/")]
+
+
+@functools.cache
+def dry_run(configfile: str) -> str:
+    """`snakemake -n -p --forceall` of a shipped config; paper configs with the SLURM profile (as users run them)."""
+    args = [BIN / "snakemake", "-n", "-p", "--cores", "all", "--forceall", "--configfile", configfile]
+    if configfile in PAPER:
+        args += ["--profile", "workflow/profiles/slurm"]
+    return run(args, check=True).stdout
+
+
+def planned_jobs(stdout: str) -> list[dict]:
+    """Jobs of a dry run: rule, wildcards, resources, output/log/benchmark paths, shell command."""
+    jobs: list[dict] = []
+    for line in stdout.splitlines():
+        head = re.match(r"^(?:local)?rule (\w+):$", line)
+        if head:
+            jobs.append({"rule": head.group(1), "files": [], "resources": {}, "wildcards": {}, "shell": ""})
+        elif jobs and (m := re.match(r"^    (output|log|benchmark|resources|wildcards): (.*)$", line)):
+            key, value = m.groups()
+            if key in ("resources", "wildcards"):
+                jobs[-1][key] = dict(kv.split("=", 1) for kv in value.split(", ") if "=" in kv)
+            else:
+                jobs[-1]["files"] += value.split(", ")
+        elif jobs and line.startswith("Shell command: "):
+            jobs[-1]["shell"] = line[len("Shell command: ") :]
+    return jobs
+
+
+@pytest.mark.parametrize("configfile", SHIPPED)
 def test_every_shipped_config_validates_and_builds_a_dag(configfile):
-    run([BIN / "snakemake", "-n", "--cores", "all", "--forceall", "--configfile", configfile], check=True)
+    assert planned_jobs(dry_run(configfile))
+
+
+# Assets built from options they are named after (or from a pinned package / commit): configs may share them,
+# since the same path always has the same content. Everything else must belong to one config.
+SHARED_ASSETS = re.compile(
+    r"^resources/(models/tiny(-[0-9a-f]{12})?|models/smollm2-135m-instruct|mtbench|official/[\w.-]+-[0-9a-f]{12})$"
+)
+
+
+def test_two_shipped_configs_never_write_the_same_file():
+    owner: dict[str, str] = {}
+    for configfile in SHIPPED:
+        for job in planned_jobs(dry_run(configfile)):
+            for path in job["files"]:
+                other = owner.setdefault(path, configfile)
+                assert other == configfile or SHARED_ASSETS.match(path), (path, other, configfile)
+                assert path.startswith("resources/") or "/logs/" in path or path.startswith("results/"), path
+
+
+def test_tiny_asset_folder_is_named_after_its_options(tmp_path):
+    """Two configs that build different tiny models get different folders (and the same options the same one)."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    cfg["assets"] = {"tiny": {"hidden_size": 64}}
+    path = tmp_path / "small_tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = run([BIN / "snakemake", "-n", "--forceall", "--cores", "1", "--configfile", path], check=True).stdout
+    tiny = {f for j in planned_jobs(out) if j["rule"] == "tiny_model" for f in j["files"] if f.startswith("resources")}
+    assert len(tiny) == 1 and tiny != {"resources/models/tiny"} and SHARED_ASSETS.match(tiny.pop())
+
+
+def _gpus_flag(resources: dict) -> str:
+    """The GPU part of the sbatch command the SLURM executor plugin builds from a job's resources."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Resources(dict):
+        __getattr__ = dict.get
+
+    res = Resources({k: int(v) if v.isdigit() else v for k, v in resources.items()})
+    return set_gres_string(SimpleNamespace(resources=res)).strip()
+
+
+@pytest.mark.parametrize("configfile", PAPER)
+def test_paper_configs_launch_with_the_right_process_counts_and_paper_evaluations(configfile):
+    """With the SLURM profile: every multi-process job starts one process per GPU and asks SLURM for exactly
+    those GPUs; single-process jobs ask for one; evaluations use the paper protocol."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / configfile).read_text())
+    gpus = cfg["resources"]["gpus_per_job"]
+    jobs = planned_jobs(dry_run(configfile))
+    torchrun = f"python -m torch.distributed.run --standalone --nproc_per_node={gpus} -m "
+    launched = {"select": 0, "finetune": 0, "evaluate": 0}
+    for job in jobs:
+        rule, shell, w = job["rule"], job["shell"], job["wildcards"]
+        if rule in ("select", "finetune", "evaluate"):
+            launched[rule] += 1
+            multi = rule == "finetune" or w.get("method") == "scalebio" and rule == "select"
+            opts = json.loads(re.search(r"--options '(.*)' >", shell).group(1)) if rule == "evaluate" else {}
+            multi = multi or opts.get("backend") == "hf" and "dataset" in opts  # math: sharded over the GPUs
+            assert shell.startswith(torchrun if multi else "python -m "), shell[:160]
+            assert job["resources"]["gpu"] == str(gpus if multi else 1), (rule, w, job["resources"])
+            assert _gpus_flag(job["resources"]) == f"--gpus={job['resources']['gpu']}"
+            assert "gpu" not in job["resources"].get("slurm_extra", ""), job["resources"]  # no second GPU request
+            if rule == "evaluate" and "dataset" in opts:  # GSM8K / MATH: the paper's protocol
+                assert opts["dataset"] in ("gsm8k", "math") and opts["max_new_tokens"] == 1024, opts
+                assert opts["grader"] == "tora" and ("limit" not in opts or "rehearsal" in configfile), opts
+            if rule == "evaluate" and "judge" in opts:  # MT-Bench: GPT-4 judge, every question
+                assert opts["judge"] == "openai" and "question_limit" not in opts, opts
+        else:
+            assert "gpu" not in job["resources"] or job["resources"]["gpu"] == "0", job
+    assert all(launched.values()), launched
 
 
 def test_snakemake_lint_is_clean():

@@ -3,11 +3,15 @@
 Two kinds of spec:
 
 - embedded: ``{builder: denoise|math|multilingual, options: {...}}`` (see ``scalebio.assets.embedded``);
-- files:    ``{sources: {name: PATH_OR_HUB_ID}, validation: PATH_OR_HUB_ID, test: PATH_OR_HUB_ID}``
-  where each entry is a local JSONL/JSON file, or (only with ``hub: true``) a Hugging Face dataset
-  id, optionally ``id@split`` (default split ``train``).
+- files:    ``{sources: {name: ENTRY}, validation: ENTRY, test: ENTRY}`` where an entry is
+  - a local JSONL file, or a JSON file holding a list of records (the official repository's format);
+  - a Hugging Face dataset: ``id`` or ``id@split`` (default split ``train``, slices like ``train[:3000]``
+    allowed), or a mapping ``{hub: id, split: ..., revision: COMMIT}`` that pins the dataset's revision.
+    An ``id`` that is a local folder is read as a dataset in hub format (a downloaded snapshot, parquet or
+    JSON files under ``data/``) with the same ``datasets.load_dataset`` call; other ids need ``hub: true``.
 
-The result is always ``sources/<name>.jsonl``, ``validation.jsonl``, ``test.jsonl``, ``card.json``.
+The result is always ``sources/<name>.jsonl``, ``validation.jsonl``, ``test.jsonl``, ``card.json``; the card
+records every entry, its row count and the sha256 of the file written from it (and the hub revision used).
 """
 
 from __future__ import annotations
@@ -18,28 +22,61 @@ from pathlib import Path
 
 from scalebio.assets import embedded
 from scalebio.common.data import read_jsonl
-from scalebio.common.runtime import ConfigError, DataError, atomic_dir, hub_enabled, main_guard, write_jsonl
+from scalebio.common.runtime import (
+    ConfigError,
+    DataError,
+    atomic_dir,
+    file_sha256,
+    hub_enabled,
+    main_guard,
+    write_jsonl,
+)
 
 
-def _load(entry: str, what: str) -> list[dict]:
-    p = Path(entry)
-    if p.exists():
+def _hub_entry(entry: str | dict, what: str) -> tuple[str, str, str | None]:
+    """(dataset id or folder, split, revision) of a hub entry."""
+    if isinstance(entry, dict):
+        unknown = sorted(set(entry) - {"hub", "split", "revision"})
+        if "hub" not in entry or unknown:
+            raise ConfigError(
+                f"{what}: a mapping entry needs 'hub' and may have 'split', 'revision' (got {sorted(entry)})"
+            )
+        return entry["hub"], entry.get("split", "train"), entry.get("revision")
+    name, _, split = entry.partition("@")
+    return name, split or "train", None
+
+
+def _load(entry: str | dict, what: str) -> tuple[list[dict], dict]:
+    """Rows of one entry and what the card records about where they came from."""
+    p = Path(entry) if isinstance(entry, str) else None
+    if p is not None and p.is_file():
         if p.suffix == ".json":
             rows = json.loads(p.read_text())
             if not isinstance(rows, list):
                 raise DataError(f"{what} '{p}': a .json file must hold a list of records")
-            return [dict(r, id=str(r.get("id", i))) for i, r in enumerate(rows)]
-        return read_jsonl(p)
-    if not hub_enabled():
+            rows = [dict(r, id=str(r.get("id", i))) for i, r in enumerate(rows)]
+        else:
+            rows = read_jsonl(p)
+        return rows, {"file": str(p), "file_sha256": file_sha256(p)}
+    if p is not None and p.suffix in (".json", ".jsonl"):
+        raise DataError(f"{what} '{entry}' does not exist")
+    name, split, revision = _hub_entry(entry, what)
+    if not Path(name).is_dir() and not hub_enabled():
         raise DataError(
-            f"{what} '{entry}' is not a local file and the hub is off; set `hub: true` in the config "
-            "(on a machine with hub access) or point it at a local JSONL file"
+            f"{what} '{name}' is not a local file and the hub is off; set `hub: true` in the config "
+            "(on a machine with hub access) or point it at a local file or hub-format folder"
         )
     import datasets
 
-    name, _, split = entry.partition("@")
-    ds = datasets.load_dataset(name, split=split or "train")
-    return [dict(r, id=str(r.get("id", i))) for i, r in enumerate(ds)]
+    ds = datasets.load_dataset(name, split=split, revision=revision)
+    rows = [dict(r, id=str(r.get("id", i))) for i, r in enumerate(ds)]
+    info = {"dataset": name, "split": split, "revision": revision}
+    if not Path(name).is_dir():
+        from huggingface_hub import HfApi
+
+        # The commit actually used, so an unpinned run can be pinned afterwards (revision: <this>).
+        info["resolved_revision"] = HfApi().dataset_info(name, revision=revision).sha
+    return rows, info
 
 
 def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
@@ -47,17 +84,23 @@ def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
         if key not in spec:
             raise ConfigError(f"data: a files spec needs '{key}' (got keys {sorted(spec)})")
     with atomic_dir(out_dir) as tmp:
-        counts = {}
-        for name in sorted(spec["sources"]):
-            rows = _load(spec["sources"][name], f"source '{name}'")
+        counts, provenance = {}, {}
+
+        def put(entry, what: str, rel: str) -> int:
+            rows, info = _load(entry, what)
             if not rows:
-                raise DataError(f"source '{name}' ({spec['sources'][name]}) is empty")
-            write_jsonl(tmp / "sources" / f"{name}.jsonl", rows)
-            counts[name] = len(rows)
-        write_jsonl(tmp / "validation.jsonl", _load(spec["validation"], "validation set"))
+                raise DataError(f"{what} ({entry}) is empty")
+            write_jsonl(tmp / rel, rows)
+            provenance[rel] = {**info, "rows": len(rows), "sha256": file_sha256(tmp / rel)}
+            return len(rows)
+
+        for name in sorted(spec["sources"]):
+            counts[name] = put(spec["sources"][name], f"source '{name}'", f"sources/{name}.jsonl")
+        put(spec["validation"], "validation set", "validation.jsonl")
         if spec.get("test"):
-            write_jsonl(tmp / "test.jsonl", _load(spec["test"], "test set"))
-        (tmp / "card.json").write_text(json.dumps({"kind": "files", "spec": spec, "sources": counts}, indent=2))
+            put(spec["test"], "test set", "test.jsonl")
+        card = {"kind": "files", "spec": spec, "sources": counts, "files": provenance}
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
     return Path(out_dir)
 
 

@@ -63,6 +63,8 @@ def pool_size(spec: dict) -> int | None:
         return sum(embedded.pool_sizes(spec["builder"], spec.get("options") or {}).values())
     total = 0
     for entry in spec["sources"].values():
+        if not isinstance(entry, str):
+            return None  # a pinned hub entry {hub, split, revision}: counted when the data folder is built
         p = Path(entry)
         if not p.is_file():
             return None
@@ -98,12 +100,14 @@ def check(config: dict) -> list[str]:
         for m in (m for m in e["models"] if m in config["models"]):
             _try(errors, from_dict, SFTConfig, with_model_dtype(config, m, section(config, exp, "sft")), "sft.")
         for ev in e.get("evals", []):
+            opts = section(config, exp, "eval", ev)
+            kind = opts.pop("evaluation", ev)  # `evals: [gsm8k]` with `eval.gsm8k.evaluation: math` runs eval.math
             try:
-                opts_cls = evaluation_options(ev)
+                opts_cls = evaluation_options(kind)
             except SuiteError as err:
-                errors.append(f"experiments.{exp}.evals: {err}")
+                errors.append(f"experiments.{exp}.evals names '{ev}', which runs evaluation '{kind}': {err}")
                 continue
-            _try(errors, from_dict, opts_cls, section(config, exp, "eval", ev), f"eval.{ev}.")
+            _try(errors, from_dict, opts_cls, opts, f"eval.{ev}.")
         data = e["data"]
         reserved = sorted(set(data.get("sources", {})) & set(RESERVED_SOURCE_NAMES))
         if reserved:

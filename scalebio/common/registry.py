@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from scalebio.common.config import from_dict, parse_json_object
-from scalebio.common.runtime import ConfigError, main_guard
+from scalebio.common.runtime import ConfigError, is_main, main_guard
 from scalebio.common.selection import SELECTION_FILE, MethodInputs, pool_info
 
 GROUP = "scalebio.methods"
@@ -83,7 +83,8 @@ def check_budget(inputs: MethodInputs) -> None:
 def run_method(inputs: MethodInputs, name: str, module: str | None = None) -> Path:
     """Run method ``name`` on ``inputs``; returns the path of the ``selection.json`` it wrote."""
     path = Path(method_module(name, module).select(inputs))
-    if path != Path(inputs.out_dir) / SELECTION_FILE or not path.exists():
+    # Under a launcher only rank 0 writes (after the others returned), so only rank 0 can check the file.
+    if path != Path(inputs.out_dir) / SELECTION_FILE or (is_main() and not path.exists()):
         raise ConfigError(f"method '{name}' did not write {Path(inputs.out_dir) / SELECTION_FILE}")
     return path
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from scalebio.common.config import describe
+from scalebio.common.launch import Resources
 from scalebio.common.registry import EVAL_GROUP, GROUP, registered
 from scalebio.common.training import SFTConfig
 from scalebio.lisa import LisaConfig
@@ -30,7 +31,7 @@ README = Path(__file__).resolve().parents[2] / "config" / "README.md"
 
 
 def sections() -> list[tuple[str, type]]:
-    """(config key, options class) of every registered method, LISA, SFT and every registered evaluation."""
+    """(config key, options class) of every registered method, LISA, SFT, resources and every registered evaluation."""
     out = []
     methods = registered(GROUP)
     for module in sorted(set(methods.values())):
@@ -38,7 +39,7 @@ def sections() -> list[tuple[str, type]]:
         name = next((n for n in names if n == module.rsplit(".", 1)[-1]), names[0])  # aliases share one table
         aliases = "".join(f", alias `methods.{n}`" for n in names if n != name)
         out.append((f"methods.{name}`{aliases} (`", importlib.import_module(module).Options))
-    out += [("sft", SFTConfig), ("lisa", LisaConfig)]
+    out += [("sft", SFTConfig), ("lisa", LisaConfig), ("resources", Resources)]
     for name, module in sorted(registered(EVAL_GROUP).items()):
         out.append((f"eval.{name}", importlib.import_module(module).Options))
     return out

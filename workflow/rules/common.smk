@@ -3,7 +3,9 @@ import json
 from pathlib import Path
 
 from scalebio.common import configcheck
-from scalebio.common.runtime import configure_hub, configure_threads
+from scalebio.common.launch import plan as launch_plan
+from scalebio.common.registry import EVAL_GROUP, registered
+from scalebio.common.runtime import config_hash, configure_hub, configure_threads
 
 # Everything checkable from the config fails here, before any job runs: the schema
 # (../schemas/config.schema.yaml), then names, option blocks and budgets (one message per problem).
@@ -29,15 +31,70 @@ def config_name():
 RESULTS = config.get("results_dir") or f"results/{config_name()}"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
+# Embedded assets are shared between configs only where their content is the same: the tiny model's folder
+# name carries the hash of its build options (config `assets.tiny`), so two configs with different options
+# never write the same folder. SmolLM2 and MT-Bench have no options (their source is a pinned package).
+TINY_OPTIONS = config.get("assets", {}).get("tiny", {})
 ASSET_DIRS = {
-    "tiny": "resources/models/tiny",
+    "tiny": "resources/models/tiny"
+    + (f"-{config_hash(TINY_OPTIONS)}" if TINY_OPTIONS else ""),
     "smollm2": "resources/models/smollm2-135m-instruct",
     "mtbench": "resources/mtbench",
 }
 
 
+# The official repository's files at the pinned commit (config `official`), fetched by `rule official_files`;
+# a data entry "official:<path>" names one of them. The folder is keyed by the commit: configs share it only
+# when they pin the same commit (same content).
+OFFICIAL = config.get("official") or {}
+OFFICIAL_DIR = (
+    f"resources/official/{Path(OFFICIAL['repo']).stem}-{OFFICIAL['commit'][:12]}"
+    if OFFICIAL
+    else None
+)
+OFFICIAL_PREFIX = "official:"
+
+
 def experiments():
     return config["experiments"]
+
+
+def data_spec(experiment):
+    """The experiment's ``data:`` with every ``official:<path>`` entry resolved to the fetched file."""
+
+    def resolve(entry):
+        if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
+            if OFFICIAL_DIR is None:
+                raise ValueError(
+                    f"config error: experiments.{experiment}.data uses '{entry}' but the config has no official: section"
+                )
+            return f"{OFFICIAL_DIR}/{entry[len(OFFICIAL_PREFIX):]}"
+        return entry
+
+    spec = dict(experiments()[experiment]["data"])
+    if "sources" in spec:
+        spec["sources"] = {k: resolve(v) for k, v in spec["sources"].items()}
+    for key in ("validation", "test"):
+        if key in spec:
+            spec[key] = resolve(spec[key])
+    return spec
+
+
+def data_inputs(wildcards):
+    """The official files folder when the experiment's data uses it."""
+    spec = json.dumps(experiments()[wildcards.experiment]["data"])
+    return [OFFICIAL_DIR] if f'"{OFFICIAL_PREFIX}' in spec else []
+
+
+def eval_kind(experiment, evaluation):
+    """The registered evaluation an entry of ``evals`` runs: ``eval.<name>.evaluation``, else its own name
+    (``evals: [gsm8k, math]`` with ``eval.gsm8k.evaluation: math`` runs eval.math twice).
+    """
+    local = ((experiments()[experiment].get("eval") or {}).get(evaluation) or {}).get(
+        "evaluation"
+    )
+    glob = ((config.get("eval") or {}).get(evaluation) or {}).get("evaluation")
+    return local or glob or evaluation
 
 
 def section(experiment, *path):
@@ -123,9 +180,9 @@ def eval_model_path(wildcards):
     return f"{run_dir(wildcards.experiment, wildcards.model, wildcards.method)}/model"
 
 
-def eval_judge_path(experiment):
+def eval_judge_path(experiment, evaluation="mtbench"):
     """Folder of the MT-Bench log-prob judge: ``eval.mtbench.judge_model`` names a key of ``models:``."""
-    key = section(experiment, "eval", "mtbench").get("judge_model")
+    key = section(experiment, "eval", evaluation).get("judge_model")
     if key is None:
         return ASSET_DIRS["smollm2"]
     if key not in config["models"]:
@@ -136,12 +193,20 @@ def eval_judge_path(experiment):
 
 
 def eval_options(experiment, evaluation, model, method):
-    """Options JSON of one evaluation job (the model's dtype, config sections, resolved paths)."""
+    """Options JSON of one evaluation job (the model's dtype, config sections, resolved paths, and the
+    generation backend the launch plan chose)."""
     opts = with_model_dtype(model, section(experiment, "eval", evaluation))
-    if evaluation == "mtbench":
+    opts.pop("evaluation", None)
+    kind = eval_kind(experiment, evaluation)
+    if kind in ("math", "lmeval", "mtbench"):
+        launch = job_launch("evaluate", experiment, kind, evaluation)
+        opts["backend"] = launch.backend
+        if launch.backend == "vllm":
+            opts["tensor_parallel_size"] = launch.gpus
+    if kind == "mtbench":
         opts.setdefault("model_id", f"{model}-{method}")
         if opts.get("judge", "logprob") == "logprob":
-            opts["judge_model"] = eval_judge_path(experiment)
+            opts["judge_model"] = eval_judge_path(experiment, evaluation)
         else:
             opts.pop("judge_model", None)
     return opts
@@ -154,13 +219,40 @@ def eval_inputs(wildcards):
     else:
         model = [eval_model_path(wildcards)]
     inputs = {"model": model}
-    if wildcards.evaluation == "mtbench":
+    if eval_kind(wildcards.experiment, wildcards.evaluation) == "mtbench":
         inputs["mtbench"] = ASSET_DIRS["mtbench"]
-        opts = section(wildcards.experiment, "eval", "mtbench")
+        opts = section(wildcards.experiment, "eval", wildcards.evaluation)
         if opts.get("judge", "logprob") == "logprob":
-            judge = eval_judge_path(wildcards.experiment)
+            judge = eval_judge_path(wildcards.experiment, wildcards.evaluation)
             if judge in ASSET_DIRS.values():
                 inputs["judge"] = judge
     else:
         inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
     return inputs
+
+
+# ---- launch: launcher, processes and GPUs of every select / finetune / evaluate job
+def job_launch(stage, experiment, variant, evaluation=None):
+    """``scalebio.common.launch.plan`` for one job: ``variant`` is the method (select, finetune) or the
+    evaluation kind (evaluate); ScaleBiO's ``distributed`` and an evaluation's ``backend`` come from the config.
+    """
+    resources = config.get("resources")
+    if stage == "select":
+        strategy = method_options(experiment, variant).get("distributed")
+        return launch_plan(stage, variant, resources, distributed=strategy)
+    if stage == "evaluate":
+        backend = section(experiment, "eval", evaluation or variant).get(
+            "backend", "auto"
+        )
+        return launch_plan(stage, variant, resources, backend=backend)
+    return launch_plan(stage, variant, resources)
+
+
+def eval_launch(wildcards):
+    kind = eval_kind(wildcards.experiment, wildcards.evaluation)
+    return job_launch("evaluate", wildcards.experiment, kind, wildcards.evaluation)
+
+
+def eval_module(wildcards):
+    """The Python module an evaluation job runs (registered entry point of its kind)."""
+    return registered(EVAL_GROUP)[eval_kind(wildcards.experiment, wildcards.evaluation)]

@@ -2,8 +2,9 @@
 # (experiment, model, method, evaluation); each writes eval/<evaluation>/summary.json (eval/README.md).
 
 
+# An evaluation is a name listed in `evals:`; `eval.<name>.evaluation` says which registered one it runs.
 wildcard_constraints:
-    evaluation="lmeval|math|mtbench|testloss",
+    evaluation=r"[A-Za-z0-9_\-]+",
 
 
 rule evaluate:
@@ -19,17 +20,19 @@ rule evaluate:
         "../envs/suite.yaml"
     threads: THREADS
     resources:
-        gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
+        gpu=lambda w: eval_launch(w).gpus,
     params:
         model=lambda w: eval_model_path(w),
         data=lambda w: (
             ASSET_DIRS["mtbench"]
-            if w.evaluation == "mtbench"
+            if eval_kind(w.experiment, w.evaluation) == "mtbench"
             else f"{RESULTS}/{w.experiment}/data"
         ),
         options=lambda w: json.dumps(
             eval_options(w.experiment, w.evaluation, w.model, w.method)
         ),
+        launch=lambda w: eval_launch(w).command,
+        module=eval_module,
     shell:
-        "python -m eval.{wildcards.evaluation} --model {params.model} --out $(dirname {output}) "
+        "{params.launch} -m {params.module} --model {params.model} --out $(dirname {output}) "
         "--data {params.data} --options {params.options:q} > {log} 2>&1"

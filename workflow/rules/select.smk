@@ -15,7 +15,7 @@ rule select:
         "../envs/suite.yaml"
     threads: THREADS
     resources:
-        gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
+        gpu=lambda w: job_launch("select", w.experiment, w.method).gpus,
     params:
         model=lambda w: model_dir(w.model),
         budget=lambda w: experiments()[w.experiment]["budget"],
@@ -27,7 +27,8 @@ rule select:
             if experiments()[w.experiment].get("allow_repeats")
             else ""
         ),
+        launch=lambda w: job_launch("select", w.experiment, w.method).command,
     shell:
-        "python -m scalebio select --method {wildcards.method} --module={params.module:q} "
+        "{params.launch} -m scalebio select --method {wildcards.method} --module={params.module:q} "
         "--data {input.data} --model {params.model} --out $(dirname {output}) "
         "--budget {params.budget} --seed {params.seed} --options {params.options:q} {params.repeats} > {log} 2>&1"

@@ -33,13 +33,14 @@ rule finetune:
         "../envs/suite.yaml"
     threads: THREADS
     resources:
-        gpu=lambda w: config.get("resources", {}).get("gpus_per_job", 0),
+        gpu=lambda w: job_launch("finetune", w.experiment, w.method).gpus,
     params:
         model=lambda w: model_dir(w.model),
         options=lambda w: json.dumps(
             with_model_dtype(w.model, section(w.experiment, "sft"))
         ),
         seed=config.get("seed", 0),
+        launch=lambda w: job_launch("finetune", w.experiment, w.method).command,
     shell:
-        "python -m scalebio finetune --train {input.train} --model {params.model} --out {output} "
+        "{params.launch} -m scalebio finetune --train {input.train} --model {params.model} --out {output} "
         "--options {params.options:q} --seed {params.seed} > {log} 2>&1"
