@@ -93,7 +93,7 @@ CONFIG_CASES = [
         "must be a multiple of",
     ),
     ("eval option out of range", {"eval.testloss": {"batch_size": 0}}, "eval.testloss: limit >= 0, batch_size >= 1"),
-    ("unknown evaluation", {"experiments.x.evals": ["vibes"]}, "'vibes' is not one of"),
+    ("unknown evaluation", {"experiments.x.evals": ["vibes"]}, "evaluation 'vibes' is not registered"),
     (
         "reserved source name",
         {"experiments.x.data": {"sources": {"validation": "a.jsonl"}, "validation": "v.jsonl"}},

@@ -59,12 +59,16 @@ def test_weight_of_the_largest_excess_loss_domain_rises(tiny_model_dir, tmp_path
     inputs = MethodInputs(str(data), str(tiny_model_dir), str(tmp_path / "run"), budget=12, options=opts)
     sel = read_selection(doremi.select(inputs))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    excess = metrics["mean_excess_loss"]
-    assert max(excess, key=excess.get) == "easy"  # the pool is built as intended
+    assert set(metrics["mean_excess_loss"]) == {"easy", "random1", "random2"}
+    trace = json.loads((tmp_path / "run" / "trace.json").read_text())
+    # The pool is built as intended: at the first step (proxy = the untrained model) the
+    # learnable domain has the largest excess loss. The mean over all steps is not a stable
+    # check: once α favours "easy" the proxy learns it and its excess falls below the others.
+    first = dict(zip(["easy", "random1", "random2"], trace[0]["excess"]))
+    assert max(first, key=first.get) == "easy", first
     w = sel["weights"]
     assert w["easy"] > 1 / 3 + 0.1 and max(w, key=w.get) == "easy"
     assert sel["kind"] == "weights" and sel["cost"]["tokens"] > 0
-    trace = json.loads((tmp_path / "run" / "trace.json").read_text())
     assert len(trace) == 10 and abs(sum(trace[-1]["alpha"]) - 1) < 1e-6
 
 
