@@ -254,12 +254,21 @@ def protocol_deviations(opts: Options, n: int) -> list[str]:
     return out
 
 
+def with_suffix(question: str, suffix: str) -> str:
+    """The question with the instruction suffix, appended once: embedded sources whose training prompts
+    already end with it (so that SFT and test prompts match) are not given it twice."""
+    question = question.strip()
+    if suffix and question.endswith(suffix.strip()):
+        return question
+    return f"{question}\n{suffix}".strip()
+
+
 def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
     questions, source = load_questions(opts, data_dir)
     log.info("%d questions from %s", len(questions), source)
     gen = load_generator(model_path, opts.dtype, opts.backend, opts.tensor_parallel_size)
     prompts = [
-        render_chat(gen.tokenizer, [{"role": "user", "content": f"{q['question']}\n{opts.suffix}".strip()}])
+        render_chat(gen.tokenizer, [{"role": "user", "content": with_suffix(q["question"], opts.suffix)}])
         for q in questions
     ]
     outputs = gen.generate(prompts, opts.max_new_tokens, opts.batch_size, desc="math")

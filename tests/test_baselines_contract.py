@@ -77,7 +77,7 @@ def test_toy_method_runs_through_the_workflow(tiny_model_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pkg), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     # the workflow's jobs run `python -m ...`: the interpreter running the tests must come first on PATH
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    targets = [f"results/denoise/tiny/{m}/selection.json" for m in ("uniform", "toy")]
+    targets = [f"results/denoise/tiny/{m}/s0/selection.json" for m in ("uniform", "toy")]
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile")]
     cmd += ["--directory", str(work), "--cores", "2", "--configfile", str(config_file)]  # (nargs+ option last)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

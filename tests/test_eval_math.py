@@ -168,3 +168,11 @@ def test_vllm_backend_without_vllm_is_one_clear_error(tiny_model_dir, denoise_da
     with pytest.raises(SystemExit) as exc:
         main([*args, "--options", json.dumps({"limit": 1, "backend": "vllm"})])
     assert exc.value.code == 2 and not (out / "summary.json").exists()
+
+
+def test_the_suffix_is_appended_once():
+    from eval.math import PAPER_SUFFIX, with_suffix
+
+    assert with_suffix("What is 2 + 3?", PAPER_SUFFIX) == f"What is 2 + 3?\n{PAPER_SUFFIX}"
+    assert with_suffix(f"What is 2 + 3?\n{PAPER_SUFFIX}", PAPER_SUFFIX) == f"What is 2 + 3?\n{PAPER_SUFFIX}"
+    assert with_suffix("What is 2 + 3?", "") == "What is 2 + 3?"

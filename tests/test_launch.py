@@ -105,10 +105,10 @@ def test_ci_2proc_dag_matches_one_process(tmp_path):
     """config/ci_2proc.yaml through Snakemake (2 gloo processes per job, launched by the rules) vs one process."""
     for name in ("Snakefile", "workflow", "config"):
         (tmp_path / name).symlink_to(ROOT / name)
-    rel = Path("results", "ci_2proc", "denoise", "tiny", "scalebio")
-    base_math = rel.parent / "base" / "eval" / "math"  # the random-initialised base model writes non-empty text
+    rel = Path("results", "ci_2proc", "denoise", "tiny", "scalebio", "s0")
+    base_math = rel.parent.parent / "base" / "eval" / "math"  # the random-initialised base model writes non-empty text
     targets = [rel / "selection.json", rel / "model", base_math / "summary.json"]
-    res, run = tmp_path / rel.parent.parent, tmp_path / rel
+    res, run = tmp_path / rel.parent.parent.parent, tmp_path / rel
     r = _run(
         [BIN / "snakemake", "--cores", "2", "--configfile", "config/ci_2proc.yaml", "-p", *map(str, targets)],
         cwd=tmp_path,

@@ -1,74 +1,142 @@
-"""Report stage: composition of selections, corruption of what they pick, the claim check, the tables."""
+"""Report stage: composition and harmful share of selections, statistics over seeds, claims with verdicts, the
+tables and figures of an experiment, and the paper-vs-ours tables (no number without a source)."""
 
 from __future__ import annotations
 
 import json
+import math
+import random
 
 import pytest
 
 from scalebio.common.selection import MethodInputs, write_selection
-from scalebio.report.claims import check_claim
-from scalebio.report.tables import composition, experiment_report, selection_corruption
+from scalebio.report.collect import composition, selection_corruption
+from scalebio.report.stats import Estimate, paired_bootstrap, t_interval, verdict
+from scalebio.report.tables import experiment_report
+
+NAMES = ["noise000", "noise025", "noise050", "noise075", "noise100"]
 
 
-def _selections(tmp_path, data_dir):
-    runs = tmp_path / "results" / "denoise" / "tiny"
-    names = sorted(json.loads((data_dir / "card.json").read_text())["sources"])
-    w = dict(zip(names, [0.4, 0.3, 0.2, 0.1, 0.0]))
-    write_selection(MethodInputs(str(data_dir), "m", str(runs / "scalebio"), 10), "scalebio", weights=w,
-                    wall_time_s=2.0, tokens=100)  # fmt: skip
+def _run(results, data_dir, method, seed, weights=None, examples=None, testloss=None, items=None):
+    rd = results / "denoise" / "tiny" / method / f"s{seed}"
+    inputs = MethodInputs(str(data_dir), "m", str(rd), budget=10, seed=seed)
+    write_selection(inputs, method, weights=weights, examples=examples, wall_time_s=2.0 + seed, tokens=100)
+    if testloss is not None:
+        ev = rd / "eval" / "testloss"
+        ev.mkdir(parents=True)
+        ev.joinpath("summary.json").write_text(json.dumps(
+            {"metric": "test_loss", "value": testloss, "stderr": 0.1, "n": 32, "grader": "g", "higher_is_better": False}))  # fmt: skip
+        if items:
+            ev.joinpath("losses.jsonl").write_text(
+                "".join(json.dumps({"id": k, "loss": v}) + "\n" for k, v in items.items())
+            )
+    return rd
+
+
+def test_composition_and_harmful_share_of_both_selection_kinds(tmp_path, denoise_data_dir):
+    w = dict(zip(NAMES, [0.4, 0.3, 0.2, 0.1, 0.0]))
+    sel_w = json.loads((_run(tmp_path, denoise_data_dir, "scalebio", 0, weights=w) / "selection.json").read_text())
     clean = [{"source": "noise000", "id": f"noise000-{i}"} for i in range(6)]
     dirty = [{"source": "noise100", "id": f"noise100-{i}"} for i in range(2)]
-    write_selection(MethodInputs(str(data_dir), "m", str(runs / "less"), 8), "less", examples=clean + dirty,
-                    wall_time_s=1.0, tokens=50)  # fmt: skip
-    return runs, w
-
-
-def test_composition_and_corruption_of_both_selection_kinds(tmp_path, denoise_data_dir):
-    runs, w = _selections(tmp_path, denoise_data_dir)
-    sel_w = json.loads((runs / "scalebio" / "selection.json").read_text())
-    sel_e = json.loads((runs / "less" / "selection.json").read_text())
+    sel_e = json.loads(
+        (_run(tmp_path, denoise_data_dir, "less", 0, examples=clean + dirty) / "selection.json").read_text()
+    )
     assert composition(sel_w) == w
     assert composition(sel_e)["noise000"] == pytest.approx(0.75) and composition(sel_e)["noise100"] == 0.25
     # weights: Σ p_k · corruption rate of source k; examples: mean of the picked examples' flags
     assert selection_corruption(sel_w, denoise_data_dir) == pytest.approx(0.3 * 0.25 + 0.2 * 0.5 + 0.1 * 0.75)
-    n_bad = sum(
-        json.loads(line)["corrupted"]
-        for line in (denoise_data_dir / "sources" / "noise100.jsonl").read_text().splitlines()[:2]
-    )
+    rows = (denoise_data_dir / "sources" / "noise100.jsonl").read_text().splitlines()[:2]
+    n_bad = sum(json.loads(line)["corrupted"] for line in rows)
     assert selection_corruption(sel_e, denoise_data_dir) == pytest.approx(n_bad / 8)
 
 
-@pytest.mark.parametrize(
-    "weights, status",
-    [([0.4, 0.3, 0.2, 0.1, 0.0], "✓"), ([0.4, 0.3, 0.2, 0.05, 0.05001], "✓"), ([0.2, 0.3, 0.2, 0.1, 0.2], "✗")],
-)
-def test_denoise_claim_is_spearman_at_most_minus_0_9(weights, status):
-    noise = {"a": 0.0, "b": 0.25, "c": 0.5, "d": 0.75, "e": 1.0}
-    row = check_claim({"noise": noise, "expected": "x"}, dict(zip("abcde", weights)), "tiny")
-    assert row["status"] == status
+def test_t_interval_and_verdicts():
+    est = t_interval([2.0, 3.0, 4.0])  # mean 3, SD 1, t(0.975, 2) = 4.303: [0.52, 5.48]
+    assert est.value == 3.0 and est.low == pytest.approx(3 - 4.3027 / math.sqrt(3), abs=1e-3)
+    assert verdict(est, 0.0, ">") == "holds" and verdict(est, 2.5, ">") == "inconclusive"
+    assert verdict(est, 10.0, ">") == "does not hold" and verdict(est, 10.0, "<") == "holds"
+    assert verdict(Estimate(0.5), 0.0, ">").startswith("holds (point estimate")
 
 
-def test_target_claim_compares_with_the_uniform_share():
-    card = {"targets": ["es"], "expected": "x"}
-    assert check_claim(card, {"es": 0.3, "en": 0.35, "fr": 0.35}, "m")["status"] == "✗"
-    assert check_claim(card, {"es": 0.4, "en": 0.3, "fr": 0.3}, "m")["status"] == "✓"
+def test_paired_bootstrap_pairs_items_by_id():
+    rng = random.Random(1)
+    a = {str(i): rng.random() for i in range(300)}
+    b = {k: v - 0.1 for k, v in a.items()}  # a is exactly 0.1 above b on every item: no spread at all
+    est = paired_bootstrap(a, b)
+    assert est.value == pytest.approx(0.1) and est.low == pytest.approx(0.1) and est.high == pytest.approx(0.1)
+    c = {k: rng.random() for k in a}  # unrelated scores: the interval covers 0
+    est = paired_bootstrap(a, c)
+    assert est.low < 0 < est.high and "n=300" in est.over
 
 
-def test_experiment_report_writes_every_table_and_figure(tmp_path, denoise_data_dir):
-    runs, _ = _selections(tmp_path, denoise_data_dir)
-    ev = runs / "scalebio" / "eval" / "testloss"
-    ev.mkdir(parents=True)
-    ev.joinpath("summary.json").write_text(json.dumps(
-        {"metric": "test_loss", "value": 4.2, "stderr": 0.1, "n": 32, "grader": "g", "comparable_to_paper": False}))  # fmt: skip
-    spec = {"models": ["tiny"], "methods": ["scalebio", "less"], "evals": ["testloss"]}
-    out = experiment_report("denoise", spec, tmp_path / "results", denoise_data_dir)
-    for f in ["weights", "downstream", "cost", "claims"]:
-        assert (out / f"{f}.csv").exists() and (out / f"{f}.md").exists()
+def test_two_seeds_give_mean_sd_and_paired_differences(tmp_path, denoise_data_dir):
+    """Two seeds per method: the weights table holds mean and SD over the seeds, the downstream table the paired
+    difference to uniform over the seeds, the claims table a Spearman with an interval and a verdict."""
+    results = tmp_path / "results"
+    p0, p1 = [0.4, 0.3, 0.2, 0.06, 0.04], [0.36, 0.32, 0.18, 0.1, 0.04]
+    for seed, (p, loss_s, loss_u) in enumerate([(p0, 4.0, 4.5), (p1, 4.2, 4.6)]):
+        _run(results, denoise_data_dir, "scalebio", seed, weights=dict(zip(NAMES, p)), testloss=loss_s)
+        _run(results, denoise_data_dir, "uniform", seed, weights=dict.fromkeys(NAMES, 0.2), testloss=loss_u)
+    spec = {"models": ["tiny"], "methods": ["uniform", "scalebio"], "evals": ["testloss"], "seeds": [0, 1]}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    weights = {r.split(",")[1]: r.split(",") for r in (out / "weights.csv").read_text().splitlines()[1:]}
+    header = (out / "weights.csv").read_text().splitlines()[0].split(",")
+    sb = dict(zip(header, weights["scalebio"]))
+    assert float(sb["noise000"]) == pytest.approx(0.38) and float(sb["noise000_sd"]) == pytest.approx(0.0283, abs=1e-4)
+    assert sb["seeds"] == "2"
+    down = [dict(zip(*[line.split(",") for line in [(out / "downstream.csv").read_text().splitlines()[0], row]]))
+            for row in (out / "downstream.csv").read_text().splitlines()[1:]]  # fmt: skip
+    sbd = next(r for r in down if r["method"] == "scalebio")
+    assert float(sbd["mean"]) == pytest.approx(4.1) and float(sbd["diff_vs_uniform"]) == pytest.approx(-0.45)
+    claims = (out / "claims.md").read_text()
+    assert "Spearman(noise, ScaleBiO weight)" in claims and "seeds (n=2)" in claims
+    assert "ScaleBiO beats uniform on testloss" in claims  # lower loss is better: the sign is flipped
     for f in ["weights.png", "trajectory.png", "downstream.png"]:
         assert (out / f).stat().st_size > 1000
-    assert "scalebio,testloss,test_loss,4.2" in (out / "downstream.csv").read_text().replace("tiny,", "")
-    assert (
-        "| tiny | weights fall as the noise rate rises | Spearman(noise, weight) | -1 |"
-        in (out / "claims.md").read_text()
+
+
+def test_one_seed_uses_a_paired_bootstrap_over_items(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    items_u = {f"t{i}": 5.0 + 0.01 * i for i in range(50)}
+    items_s = {k: v - 0.5 for k, v in items_u.items()}
+    _run(results, denoise_data_dir, "uniform", 0, weights=dict.fromkeys(NAMES, 0.2), testloss=5.245, items=items_u)
+    _run(results, denoise_data_dir, "scalebio", 0, weights=dict.fromkeys(NAMES, 0.2), testloss=4.745, items=items_s)
+    spec = {"models": ["tiny"], "methods": ["uniform", "scalebio"], "evals": ["testloss"], "seeds": [0]}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    text = (out / "downstream.md").read_text()
+    assert "-0.500 [-0.500, -0.500]" in text and "paired bootstrap" in text
+
+
+def test_paper_tables_never_show_a_number_without_a_source(tmp_path):
+    from scalebio.report.paper import load_paper_numbers, paper_table
+
+    numbers = load_paper_numbers()
+    for kind in ("math", "mtbench"):
+        header, rows, notes = paper_table(kind, {}, tmp_path, numbers)
+        for row in rows:
+            for cell in row[1:]:
+                assert cell == "—" or cell.endswith("[papernotes]"), cell  # every paper number names its source
+        assert any("not checked against the paper's PDF" in n for n in notes)
+    bad = tmp_path / "numbers.yaml"
+    bad.write_text("sources: {}\nmath: {rows: [{model: X, method: uniform, gsm8k: 1.0}]}\n")
+    with pytest.raises(Exception, match="no declared source"):
+        load_paper_numbers(bad)
+
+
+def test_paper_table_places_our_miniature_beside_the_paper(tmp_path):
+    from scalebio.report.paper import load_paper_numbers, paper_table
+
+    report = tmp_path / "arith" / "report"
+    report.mkdir(parents=True)
+    report.joinpath("downstream.csv").write_text(
+        "model,method,evaluation,metric,mean,sd,seeds\n"
+        "smol,uniform,math,accuracy,0.31,,1\nsmol,scalebio,math,accuracy,0.4,,1\nsmol,base,math,accuracy,0.0,,0\n"
+        "smol,less,math,accuracy,0.35,0.02,3\n"
     )
+    exps = {"arith": {"models": ["smol"], "evals": ["math"], "paper_table": "math"}}
+    header, rows, _ = paper_table("math", exps, tmp_path, load_paper_numbers())
+    assert header[-1] == "ours: smol, arith miniature (accuracy)"
+    table = {r[0]: r for r in rows}
+    assert table["Uniform"][1] == "78.1 [papernotes]" and table["Uniform"][-1].startswith("0.310")
+    assert table["ScaleBiO"][1] == "87.1 [papernotes]" and table["base model"][1] == "—"
+    assert table["LESS"][1] == "—" and table["LESS"][-1] == "0.350 ± 0.020, 3 seeds"  # no source: left empty

@@ -229,20 +229,20 @@ def test_ci_config_runs_the_whole_dag_end_to_end(ci_run):
     from scalebio.common.selection import read_selection
 
     results = ci_run
-    selections = sorted(results.glob("*/*/*/selection.json"))
+    selections = sorted(results.glob("*/*/*/s*/selection.json"))
     assert selections, "no selection.json produced"
     for s in selections:
         read_selection(s)
-    for summary in results.glob("*/*/*/eval/*/summary.json"):
+    for summary in results.glob("*/*/*/**/eval/*/summary.json"):
         assert "value" in json.loads(summary.read_text())
-    for model_dir in results.glob("*/*/*/model"):
+    for model_dir in results.glob("*/*/*/s*/model"):
         assert (model_dir / "config.json").exists()
     for name in ["weights.csv", "downstream.csv", "cost.csv", "claims.csv", "weights.png", "trajectory.png"]:
         assert (results / "denoise" / "report" / name).exists(), f"report output {name} missing"
     assert "scalebio" in (results / "denoise" / "report" / "weights.csv").read_text()
-    assert (results / "logs" / "select" / "denoise" / "tiny" / "scalebio.log").exists()
-    assert (results / "benchmarks" / "finetune" / "denoise" / "tiny" / "uniform.tsv").exists()
-    weights = json.loads((results / "denoise" / "tiny" / "scalebio" / "selection.json").read_text())["weights"]
+    assert (results / "logs" / "select" / "denoise" / "tiny" / "scalebio" / "s0.log").exists()
+    assert (results / "benchmarks" / "finetune" / "denoise" / "tiny" / "uniform" / "s0.tsv").exists()
+    weights = json.loads((results / "denoise" / "tiny" / "scalebio" / "s0" / "selection.json").read_text())["weights"]
     assert weights == pytest.approx(CI_SCALEBIO_WEIGHTS, abs=1e-4), weights
 
 
@@ -250,16 +250,47 @@ def test_ci_config_runs_the_whole_dag_end_to_end(ci_run):
 def test_ci_dag_twice_gives_identical_files(ci_run, tmp_path):
     """A second run in another folder (selections, SFT sets, held-out loss): byte-identical selection.json and
     manifest.json files, identical summary values."""
-    targets = [
-        f"results/ci/denoise/tiny/{m}/eval/testloss/summary.json" for m in ("base", "uniform", "scalebio", "less")
-    ]
+    targets = ["results/ci/denoise/tiny/base/eval/testloss/summary.json"]
+    targets += [f"results/ci/denoise/tiny/{m}/s0/eval/testloss/summary.json" for m in ("uniform", "scalebio", "less")]
     _run_ci(tmp_path / "b", *targets)
     other = tmp_path / "b" / "results" / "ci"
-    files = sorted(p.relative_to(ci_run) for p in ci_run.glob("denoise/tiny/*/*.json") if p.name == "selection.json")
-    files += sorted(p.relative_to(ci_run) for p in ci_run.glob("denoise/tiny/*/sft_data/manifest.json"))
+    files = sorted(p.relative_to(ci_run) for p in ci_run.glob("denoise/tiny/*/s0/selection.json"))
+    files += sorted(p.relative_to(ci_run) for p in ci_run.glob("denoise/tiny/*/s0/sft_data/manifest.json"))
     assert len(files) == 6
     for f in files:
         assert (ci_run / f).read_bytes() == (other / f).read_bytes(), f
     for t in targets:
         a, b = (json.loads((root.parent.parent / t).read_text()) for root in (ci_run, other))
         assert a["value"] == b["value"] and a["n"] == b["n"], t
+
+
+@pytest.mark.integration
+def test_seeds_are_a_wildcard_and_the_report_aggregates_them(tmp_path):
+    """Two seeds: two selections per method (s0, s1), and the weights table holds their mean and SD."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    cfg["results_dir"] = "results/seeds"
+    exp = cfg["experiments"]["denoise"]
+    exp.update(methods=["uniform", "scalebio"], evals=["testloss"], seeds=[0, 1])
+    cfg["methods"]["scalebio"]["max_steps"] = 4
+    cfg["sft"]["max_steps"] = 2
+    cfg["eval"] = {"testloss": {"limit": 8}}
+    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(cfg))
+    for name in ("Snakefile", "workflow", "config"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    target = "results/seeds/denoise/report/claims.csv"
+    cmd = [BIN / "snakemake", target, "--cores", "all", "--configfile", "seeds.yaml"]  # --configfile takes nargs+
+    r = run(cmd, cwd=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    root = tmp_path / "results" / "seeds" / "denoise"
+    sels = [json.loads((root / "tiny" / "scalebio" / f"s{s}" / "selection.json").read_text()) for s in (0, 1)]
+    assert [s["seed"] for s in sels] == [0, 1] and sels[0]["weights"] != sels[1]["weights"]
+    lines = (root / "report" / "weights.csv").read_text().splitlines()
+    row = dict(zip(lines[0].split(","), next(line for line in lines if ",scalebio," in line).split(",")))
+    for name in sels[0]["weights"]:
+        values = [s["weights"][name] for s in sels]
+        mean = sum(values) / 2
+        assert float(row[name]) == pytest.approx(mean, abs=1e-4)
+        assert float(row[f"{name}_sd"]) == pytest.approx(abs(values[0] - values[1]) / 2**0.5, abs=1e-4)
+    assert row["seeds"] == "2"

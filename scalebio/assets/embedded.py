@@ -27,6 +27,7 @@ import random
 import sys
 from pathlib import Path
 
+from scalebio.assets import arithmetic, instructions
 from scalebio.common.runtime import AssetError, ConfigError, atomic_dir, main_guard, write_jsonl
 
 
@@ -205,7 +206,21 @@ def build_multilingual(cfg: dict, seed: int) -> dict:
     }
 
 
-BUILDERS = {"denoise": build_denoise, "math": build_math, "multilingual": build_multilingual}
+def build_arithmetic(cfg: dict, seed: int) -> dict:
+    return arithmetic.build(cfg, seed, dialogues)
+
+
+def build_instructions(cfg: dict, seed: int) -> dict:
+    return instructions.build(cfg, seed, dialogues)
+
+
+BUILDERS = {
+    "denoise": build_denoise,
+    "math": build_math,
+    "multilingual": build_multilingual,
+    "arithmetic": build_arithmetic,
+    "instructions": build_instructions,
+}
 
 
 def pool_sizes(builder: str, cfg: dict) -> dict[str, int]:
@@ -216,6 +231,10 @@ def pool_sizes(builder: str, cfg: dict) -> dict[str, int]:
     if builder == "math":
         names = [f"math_{m}" for m in cfg.get("modules", MATH_MODULES)]
         return dict.fromkeys(names + [f"chat_{lang}" for lang in cfg.get("dialogue_sources", ["english"])], n)
+    if builder == "arithmetic":
+        return arithmetic.sizes(cfg)
+    if builder == "instructions":
+        return instructions.sizes(cfg)
     if builder == "multilingual":
         langs = cfg.get("languages", ["english", "spanish", "portuguese", "italian", "german", "french"])
         target = cfg.get("target", "spanish")
@@ -239,6 +258,7 @@ def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0) -> Path:
             "seed": seed,
             "expected": pool["expected"],
             "targets": pool["targets"],
+            "harmful": pool.get("harmful", []),
             "noise": pool.get("noise"),
             "sources": {k: len(v) for k, v in pool["sources"].items()},
             "validation": len(pool["validation"]),

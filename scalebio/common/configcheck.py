@@ -90,6 +90,9 @@ def check(config: dict) -> list[str]:
             if m not in config["models"]:
                 errors.append(f"experiments.{exp}.models names '{m}', which is not under models:")
         for method in e["methods"]:
+            if method == "base":
+                errors.append(f"experiments.{exp}.methods: 'base' is reserved for the base model's evaluation")
+                continue
             module = method_module_name(config, method) or None
             try:
                 method_module(method, module)

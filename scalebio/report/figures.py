@@ -1,4 +1,8 @@
-"""Figures of one experiment's report (matplotlib, Agg backend: no display needed)."""
+"""Figures of one experiment's report (matplotlib, Agg backend: no display needed).
+
+Error bars are ± one SD over seeds; a panel whose values are all zero is annotated as such, not drawn as an empty
+plot; titles sit in their own row (no overlap with the plot or each other).
+"""
 
 from __future__ import annotations
 
@@ -11,56 +15,77 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 
 def plot_weights(path: Path, experiment: str, weight_rows: list[dict], sources: list[str]) -> None:
-    """Share of the SFT budget per source, one bar group per source, one bar per (method, model)."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(sources) + 2), 3.6))
+    """Share of the SFT budget per source (mean ± SD over seeds), one bar per (method, model)."""
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(sources) + 3), 4.0), layout="constrained")
     width = 0.8 / max(1, len(weight_rows))
     for i, r in enumerate(weight_rows):
         ax.bar(
             [j + i * width for j in range(len(sources))],
-            [r[s] for s in sources],
+            [r[s] or 0.0 for s in sources],
             width,
-            label=f"{r['method']} ({r['model']})",
+            yerr=[r.get(f"{s}_sd") or 0.0 for s in sources],
+            capsize=2,
+            label=f"{r['method']} ({r['model']}, {r['seeds']} seed{'s' if r['seeds'] != 1 else ''})",
         )
     if sources:
-        ax.axhline(1 / len(sources), color="k", ls="--", lw=0.8, label="uniform")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sources))], sources, rotation=30, ha="right")
-    ax.set_ylabel("share of SFT budget")
-    ax.set_title(f"{experiment}: data composition per method")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+        ax.axhline(1 / len(sources), color="k", ls="--", lw=0.8, label="uniform share")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sources))], sources, rotation=25, ha="right")
+    ax.set_ylabel("share of the SFT budget")
+    ax.set_title(f"{experiment}: data composition per method (mean ± SD over seeds)", fontsize=10)
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_trajectories(path: Path, trajectories: dict, sources: list[str]) -> None:
-    """ScaleBiO's weights over steps, one panel per (model, method) run."""
-    fig, axes = plt.subplots(1, max(1, len(trajectories)), figsize=(5 * max(1, len(trajectories)), 3.4), squeeze=False)
-    for ax, ((model, method), traj) in zip(axes[0], trajectories.items()):
-        steps = [r["step"] for r in traj]
+def plot_trajectories(path: Path, experiment: str, groups: dict, sources: list[str]) -> None:
+    """ScaleBiO's weights over steps: the mean over seeds with a ± SD band, one panel per model."""
+    panels = {key: rs for key, rs in groups.items() if any(r.trajectory for r in rs)}
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 3.8), squeeze=False, layout="constrained")
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no weight trajectories (no ScaleBiO run)", ha="center", va="center")
+        axes[0][0].set_axis_off()
+    for ax, ((model, method), rs) in zip(axes[0], panels.items()):
+        trajs = [r.trajectory for r in rs if r.trajectory]
+        steps = [row["step"] for row in trajs[0]]
         for s in sources:
-            ax.plot(steps, [r["weights"].get(s, float("nan")) for r in traj], label=s)
-        ax.set_title(f"{method} weights over steps ({model})")
+            per_step = [[t[i]["weights"].get(s, float("nan")) for t in trajs if i < len(t)] for i in range(len(steps))]
+            mean = [sum(v) / len(v) for v in per_step]
+            sd = [(sum((x - m) ** 2 for x in v) / max(1, len(v) - 1)) ** 0.5 for v, m in zip(per_step, mean)]
+            (line,) = ax.plot(steps, mean, label=s)
+            if len(trajs) > 1:
+                ax.fill_between(steps, [m - d for m, d in zip(mean, sd)], [m + d for m, d in zip(mean, sd)],
+                                color=line.get_color(), alpha=0.15)  # fmt: skip
+        ax.set_title(f"{method} weights, {model} ({len(trajs)} seed{'s' if len(trajs) != 1 else ''})", fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("p")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{experiment}: learned weights over training (mean ± SD over seeds)", fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_downstream(path: Path, down_rows: list[dict]) -> None:
-    """One panel per evaluation: the metric per (method, model) with its error bar."""
-    evs = sorted({r["evaluation"] for r in down_rows})
-    fig, axes = plt.subplots(1, max(1, len(evs)), figsize=(4.5 * max(1, len(evs)), 3.4), squeeze=False)
+def plot_downstream(path: Path, experiment: str, rows: list[dict]) -> None:
+    """One panel per evaluation: mean ± SD per method (base model included)."""
+    evs = list(dict.fromkeys(r["evaluation"] for r in rows))
+    n = max(1, len(evs))
+    fig, axes = plt.subplots(1, n, figsize=(max(5.0, 0.9 * len({r['method'] for r in rows}) + 2) * n, 4.0),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    if not evs:
+        axes[0][0].text(0.5, 0.5, "no evaluations", ha="center", va="center")
+        axes[0][0].set_axis_off()
     for ax, ev in zip(axes[0], evs):
-        rows = [r for r in down_rows if r["evaluation"] == ev]
-        ax.bar(
-            [f"{r['method']}\n{r['model']}" for r in rows],
-            [r["value"] or 0 for r in rows],
-            yerr=[r["stderr"] or 0 for r in rows],
-        )
-        ax.set_title(f"{ev}: {rows[0]['metric']}\n[{rows[0]['grader/judge']}]", fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
+        sub = [r for r in rows if r["evaluation"] == ev]
+        values = [r["mean"] or 0.0 for r in sub]
+        labels = [r["method"] if len({x["model"] for x in sub}) == 1 else f"{r['method']}\n{r['model']}" for r in sub]
+        ax.bar(labels, values, yerr=[r["sd"] or 0.0 for r in sub], capsize=3,
+               color=["0.6" if r["method"] in ("base", "oracle") else "C0" for r in sub])  # fmt: skip
+        ax.tick_params(axis="x", labelsize=7, rotation=30)
+        better = "higher is better" if sub[0].get("higher_is_better", True) else "lower is better"
+        ax.set_title(f"{ev}: {sub[0]['metric']} ({better})", fontsize=9)
+        if not any(values):
+            ax.text(0.5, 0.5, "all values are 0:\nthis metric does not separate the methods here",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=8, color="C3")  # fmt: skip
+    fig.suptitle(f"{experiment}: fine-tuned models (mean ± SD over seeds; grey: base model and oracle)", fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,16 +1,18 @@
-"""Tables, figures and the paper-vs-ours check for one experiment, from the run folders.
+"""Tables and figures of one experiment, over seeds, from the run folders (``scalebio.report.collect``).
 
-Reads only artifacts: ``selection.json`` (weights/examples, cost), ``metrics.jsonl`` (ScaleBiO weight
-trajectories), ``eval/*/summary.json`` and the data folder's ``card.json``. Writes under
-``<results>/<experiment>/report/``::
+    python -m scalebio report --experiment denoise --spec JSON --results results/default --data DIR
 
-    weights.{csv,md}      share of the SFT budget per source, per (model, method) [+ selection's corruption]
-    downstream.{csv,md}   evaluation metrics per (model, method), base model included, grader/judge named
-    cost.{csv,md}         wall time and tokens each method spent on its selection
-    claims.{csv,md}       the experiment's expected outcome (paper claim) checked on ScaleBiO's weights
+Writes ``<results>/<experiment>/report/``:
+
+    weights.{csv,md}      share of the SFT budget per source: mean ± SD over seeds, per (model, method)
+    downstream.{csv,md}   every evaluation: mean ± SD over seeds (base model once), the paired difference to
+                          uniform with its 95 % interval, and the share of the uniform→oracle gap closed
+    cost.{csv,md}         wall time and tokens of each selection, mean ± SD
+    claims.{csv,md}       the paper's claims measured here, with intervals and a verdict (holds / does not hold /
+                          inconclusive)
     weights.png, trajectory.png, downstream.png
 
-``python -m scalebio report --experiment denoise --spec JSON --results results --data DIR``
+Every number is a reduced-scale miniature; the downstream table names the grader or judge of each metric.
 """
 
 from __future__ import annotations
@@ -19,142 +21,190 @@ import argparse
 import json
 from pathlib import Path
 
-from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import atomic_write_text, main_guard
-from scalebio.report.claims import check_claim
+from scalebio.report.claims import claims
+from scalebio.report.collect import collect, read_json
+from scalebio.report.compare import base_difference, difference
 from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
+from scalebio.report.stats import Estimate, mean_sd
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+def fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
 
 
-def composition(sel: dict) -> dict[str, float]:
-    """Share of the budget each source gets: the weights, or the fraction of chosen examples."""
-    if sel["kind"] == "weights":
-        return dict(sel["weights"])
-    counts = {s: 0 for s in sel["sources"]}
-    for e in sel["examples"]:
-        counts[e["source"]] += 1
-    total = max(1, sum(counts.values()))
-    return {s: c / total for s, c in counts.items()}
+def pm(mean, sd, digits: int = 3) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
 
 
-def selection_corruption(sel: dict, data_dir: Path) -> float | None:
-    """Expected fraction of corrupted responses in what the selection picks (denoising pools only)."""
-    flags = {}
-    for name in sel["sources"]:
-        path = data_dir / "sources" / f"{name}.jsonl"
-        if not path.exists():
-            return None
-        rows = read_jsonl(path)
-        if not rows or "corrupted" not in rows[0]:
-            return None
-        flags[name] = {r["id"]: bool(r["corrupted"]) for r in rows}
-    if sel["kind"] == "weights":
-        return sum(p * sum(flags[s].values()) / len(flags[s]) for s, p in sel["weights"].items())
-    picked = [flags[e["source"]][e["id"]] for e in sel["examples"]]
-    return sum(picked) / max(1, len(picked))
+def write_table(out: Path, stem: str, rows: list[dict], csv_cols: list[str], md_cols: list[str], title: str, note=""):
+    """``stem.csv`` (machine-readable columns) and ``stem.md`` (what a reader reads: mean ± SD strings)."""
+    csv = (
+        ",".join(csv_cols)
+        + "\n"
+        + "".join(",".join(fmt(r.get(c)).replace(",", ";") for c in csv_cols) + "\n" for r in rows)
+    )
+    md = f"# {title}\n\n" + (f"{note}\n\n" if note else "")
+    md += "| " + " | ".join(md_cols) + " |\n|" + "---|" * len(md_cols) + "\n"
+    md += "".join("| " + " | ".join(fmt(r.get(c)) for c in md_cols) + " |\n" for r in rows)
+    atomic_write_text(out / f"{stem}.csv", csv.replace("—", ""))
+    atomic_write_text(out / f"{stem}.md", md)
 
 
-def _table(rows: list[dict], columns: list[str]) -> tuple[str, str]:
-    """(CSV, Markdown) renderings of ``rows``; floats to 4 significant digits."""
-
-    def fmt(v):
-        if v is None:
-            return ""
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    csv = ",".join(columns) + "\n" + "".join(",".join(fmt(r.get(c)) for c in columns) + "\n" for r in rows)
-    md = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    md += "".join("| " + " | ".join(fmt(r.get(c)) for c in columns) + " |\n" for r in rows)
-    return csv, md
+def group(runs) -> dict[tuple[str, str], list]:
+    out: dict[tuple[str, str], list] = {}
+    for r in runs:
+        out.setdefault((r.model, r.method), []).append(r)
+    return out
 
 
-def _write_table(out: Path, stem: str, rows: list[dict], columns: list[str], title: str, note: str = "") -> None:
-    csv, md = _table(rows, columns)
-    atomic_write_text(out / f"{stem}.csv", csv)
-    atomic_write_text(out / f"{stem}.md", f"# {title}\n\n{note}\n\n{md}" if note else f"# {title}\n\n{md}")
+def weight_rows(groups: dict, sources: list[str]) -> list[dict]:
+    rows = []
+    for (model, method), rs in groups.items():
+        row = {"model": model, "method": method, "kind": rs[0].selection["kind"], "seeds": len(rs)}
+        for s in sources:
+            m, sd = mean_sd([r.composition.get(s, 0.0) for r in rs])
+            row[s], row[f"{s}_sd"], row[f"{s} (mean ± SD)"] = m, sd, pm(m, sd)
+        m, sd = mean_sd([r.corruption for r in rs])
+        row["harmful_share"], row["harmful_share_sd"], row["harmful share (mean ± SD)"] = m, sd, pm(m, sd)
+        row["duplicates"] = max(r.duplicates for r in rs)
+        rows.append(row)
+    return rows
 
 
-def experiment_report(experiment: str, spec: dict, results: Path, data_dir: Path) -> Path:
+def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
+    rows = []
+    models = sorted({m for m, _ in groups} | set(base))
+    for model in models:
+        uniform = groups.get((model, "uniform"), [])
+        oracle = groups.get((model, "oracle"), [])
+        for ev in evals:
+            u_mean = mean_sd([r.evals[ev].value for r in uniform if ev in r.evals])[0]
+            o_mean = mean_sd([r.evals[ev].value for r in oracle if ev in r.evals])[0]
+            entries = [("base", None)] + [(m, rs) for (mm, m), rs in groups.items() if mm == model]
+            for method, rs in entries:
+                if rs is None:
+                    e = base.get(model, {}).get(ev)
+                    if e is None:
+                        continue
+                    values, summary, diff = [e.value], e.summary, base_difference(e, uniform, ev)
+                else:
+                    got = [r.evals[ev] for r in rs if ev in r.evals]
+                    if not got:
+                        continue
+                    values, summary = [g.value for g in got], got[0].summary
+                    diff = difference(rs, uniform, ev) if method != "uniform" else Estimate(None)
+                m, sd = mean_sd(values)
+                gap = None
+                if None not in (m, u_mean, o_mean) and o_mean != u_mean and method not in ("uniform", "oracle"):
+                    gap = (m - u_mean) / (o_mean - u_mean)
+                rows.append(
+                    {
+                        "model": model,
+                        "method": method,
+                        "evaluation": ev,
+                        "metric": summary.get("metric"),
+                        "mean": m,
+                        "sd": sd,
+                        "seeds": len(values) if rs is not None else 0,
+                        "n_items": summary.get("n"),
+                        "value (mean ± SD)": pm(m, sd),
+                        "diff_vs_uniform": diff.value,
+                        "diff_low": diff.low,
+                        "diff_high": diff.high,
+                        "Δ vs uniform [95% CI]": diff.text(),
+                        "interval over": diff.over,
+                        "gap_closed": gap,
+                        "uniform→oracle gap closed": f"{gap:.0%}" if gap is not None else "—",
+                        "higher_is_better": summary.get("higher_is_better", True),
+                        "grader/judge": summary.get("judge") or summary.get("grader"),
+                        "comparable_to_paper": summary.get("comparable_to_paper", False),
+                    }
+                )
+    return rows
+
+
+def cost_rows(groups: dict) -> list[dict]:
+    rows = []
+    for (model, method), rs in groups.items():
+        wm, wsd = mean_sd([r.wall_time_s for r in rs])
+        tm, tsd = mean_sd([float(r.selection["cost"]["tokens"]) for r in rs])
+        rows.append(
+            {
+                "model": model,
+                "method": method,
+                "seeds": len(rs),
+                "wall_time_s": wm,
+                "wall_time_s_sd": wsd,
+                "tokens": tm,
+                "wall time s (mean ± SD)": pm(wm, wsd, 1),
+                "tokens (mean)": f"{tm:,.0f}" if tm is not None else "—",
+            }
+        )
+    return rows
+
+
+def experiment_report(
+    experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int] | None = None
+) -> Path:
     out = results / experiment / "report"
     out.mkdir(parents=True, exist_ok=True)
-    card = _read_json(data_dir / "card.json") or {}
-    sources = sorted(card.get("sources", {})) or None
-    weight_rows, cost_rows, down_rows, claim_rows, trajectories = [], [], [], [], {}
-    for model in spec["models"]:
-        for method in spec["methods"]:
-            rd = results / experiment / model / method
-            sel = _read_json(rd / "selection.json")
-            if sel is None:
-                continue
-            sources = sources or sorted(sel["sources"])
-            comp = composition(sel)
-            row = {"model": model, "method": method, "kind": sel["kind"], **{s: comp.get(s, 0.0) for s in sources}}
-            row["corruption"] = selection_corruption(sel, data_dir)
-            weight_rows.append(row)
-            run = _read_json(rd / "run.json") or {}
-            cost_rows.append({"model": model, "method": method, "wall_time_s": run.get("wall_time_s"), **sel["cost"]})
-            if (rd / "metrics.jsonl").exists():
-                trajectories[(model, method)] = [r for r in read_jsonl(rd / "metrics.jsonl") if "weights" in r]
-            if method == "scalebio":
-                claim_rows.append(check_claim(card, comp, model))
-        for method in ["base", *spec["methods"]]:
-            for ev in spec.get("evals", []):
-                s = _read_json(results / experiment / model / method / "eval" / ev / "summary.json")
-                if s is not None:
-                    down_rows.append(
-                        {
-                            "model": model,
-                            "method": method,
-                            "evaluation": ev,
-                            "metric": s.get("metric"),
-                            "value": s.get("value"),
-                            "stderr": s.get("stderr"),
-                            "n": s.get("n"),
-                            "grader/judge": s.get("judge") or s.get("grader"),
-                            "comparable_to_paper": s.get("comparable_to_paper", False),
-                        }
-                    )
-    sources = sources or []
-    has_corruption = any(r["corruption"] is not None for r in weight_rows)
-    cols = ["model", "method", "kind", *sources] + (["corruption"] if has_corruption else [])
-    _write_table(
-        out,
-        "weights",
-        weight_rows,
-        cols,
-        f"{experiment}: share of the SFT budget per source",
-        f"Expected (paper claim): {card.get('expected', 'n/a')}. Uniform share = {1 / max(1, len(sources)):.3g}.",
-    )
-    _write_table(
-        out,
-        "cost",
-        cost_rows,
-        ["model", "method", "wall_time_s", "tokens"],
-        f"{experiment}: cost of producing each selection",
-    )
-    _write_table(
-        out,
-        "downstream",
-        down_rows,
-        ["model", "method", "evaluation", "metric", "value", "stderr", "n", "grader/judge", "comparable_to_paper"],
-        f"{experiment}: evaluation of the fine-tuned models",
-        "Reduced-scale miniature: numbers are not comparable to the paper's tables. "
-        "Offline log-prob judge scores are not GPT-4 MT-Bench scores.",
-    )
-    _write_table(
-        out,
-        "claims",
-        claim_rows,
-        ["model", "claim", "measure", "value", "threshold", "status"],
-        f"{experiment}: the paper's qualitative claim, checked on ScaleBiO's learned weights",
-    )
+    card = read_json(data_dir / "card.json") or {}
+    seeds = seeds or spec.get("seeds") or [0]
+    runs, base = collect(experiment, spec, results, data_dir, seeds)
+    groups = group(runs)
+    sources = sorted(card.get("sources", {})) or sorted({s for r in runs for s in r.composition})
+    evals = list(spec.get("evals", []))
 
-    plot_weights(out / "weights.png", experiment, weight_rows, sources)
-    plot_trajectories(out / "trajectory.png", trajectories, sources)
-    plot_downstream(out / "downstream.png", down_rows)
+    w_rows = weight_rows(groups, sources)
+    show = [f"{s} (mean ± SD)" for s in sources]
+    harmful = any(r["harmful_share"] is not None for r in w_rows)
+    write_table(
+        out, "weights", w_rows,
+        ["model", "method", "kind", "seeds", *[c for s in sources for c in (s, f"{s}_sd")], "harmful_share", "harmful_share_sd", "duplicates"],
+        ["model", "method", "seeds", *show] + (["harmful share (mean ± SD)"] if harmful else []),
+        f"{experiment}: share of the SFT budget per source (mean ± SD over seeds)",
+        f"Expected (paper claim): {card.get('expected', 'n/a')}. Uniform share = {1 / max(1, len(sources)):.3g}. "
+        "`oracle` knows the target sources by construction: a reference point, not a method."
+        + (" Harmful share = expected fraction of corrupted / wrong examples in the selection." if harmful else ""),
+    )  # fmt: skip
+    d_rows = downstream_rows(groups, base, evals)
+    write_table(
+        out, "downstream", d_rows,
+        ["model", "method", "evaluation", "metric", "mean", "sd", "seeds", "n_items", "diff_vs_uniform", "diff_low",
+         "diff_high", "gap_closed", "higher_is_better", "comparable_to_paper"],
+        ["model", "method", "evaluation", "metric", "value (mean ± SD)", "seeds", "n_items", "Δ vs uniform [95% CI]",
+         "interval over", "uniform→oracle gap closed", "grader/judge"],
+        f"{experiment}: evaluation of the fine-tuned models",
+        "Reduced-scale miniature: not comparable to the paper's tables (see paper_vs_ours). Δ is paired: over seeds "
+        "when there are several, else over test items (bootstrap). test_loss: lower is better. Offline log-prob "
+        "judge scores, where present, are not GPT-4 MT-Bench scores.",
+    )  # fmt: skip
+    c_rows = cost_rows(groups)
+    write_table(
+        out, "cost", c_rows,
+        ["model", "method", "seeds", "wall_time_s", "wall_time_s_sd", "tokens"],
+        ["model", "method", "seeds", "wall time s (mean ± SD)", "tokens (mean)"],
+        f"{experiment}: cost of producing each selection",
+    )  # fmt: skip
+    cl_rows = claims(card, groups, base, evals, sources)
+    write_table(
+        out, "claims", cl_rows,
+        ["model", "claim", "measure", "value", "low", "high", "threshold", "verdict", "interval over"],
+        ["model", "claim", "measure", "estimate [95% CI]", "threshold", "verdict", "interval over"],
+        f"{experiment}: the paper's claims measured on this miniature",
+        "Verdict: holds / does not hold when the whole 95 % interval is on one side of the threshold, "
+        "inconclusive when it covers it.",
+    )  # fmt: skip
+    plot_weights(out / "weights.png", experiment, w_rows, sources)
+    plot_trajectories(out / "trajectory.png", experiment, groups, sources)
+    plot_downstream(out / "downstream.png", experiment, d_rows)
     return out
 
 
@@ -165,8 +215,10 @@ def main(argv=None) -> None:
     ap.add_argument("--spec", required=True, help="the experiment's config as JSON")
     ap.add_argument("--results", required=True)
     ap.add_argument("--data", required=True)
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds of the runs (default: the spec's or 0)")
     a = ap.parse_args(argv)
-    experiment_report(a.experiment, json.loads(a.spec), Path(a.results), Path(a.data))
+    seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
+    experiment_report(a.experiment, json.loads(a.spec), Path(a.results), Path(a.data), seeds)
 
 
 if __name__ == "__main__":

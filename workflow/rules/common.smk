@@ -117,8 +117,16 @@ def model_input(wildcards):
     return [ASSET_DIRS[spec["asset"]]] if spec.get("asset") else []
 
 
-def run_dir(experiment, model, method):
-    return f"{RESULTS}/{experiment}/{model}/{method}"
+def seeds_of(experiment):
+    """The experiment's seeds (``experiments.<e>.seeds``, else the top-level ``seeds``, else ``[seed]``)."""
+    e = experiments()[experiment]
+    return e.get("seeds") or config.get("seeds") or [config.get("seed", 0)]
+
+
+def run_dir(experiment, model, method, seed=None):
+    """One run's folder: ``<method>/s<seed>``; the base model's evaluations have no seed (``base/``)."""
+    base = f"{RESULTS}/{experiment}/{model}/{method}"
+    return base if seed is None else f"{base}/s{seed}"
 
 
 def method_options(experiment, method):
@@ -143,13 +151,14 @@ def report_inputs(experiment):
     out = []
     for m in e["models"]:
         out += [
-            f"{run_dir(experiment, m, meth)}/selection.json" for meth in e["methods"]
+            f"{run_dir(experiment, m, 'base')}/eval/{ev}/summary.json"
+            for ev in evals_of(experiment)
         ]
-        for meth in ["base", *e["methods"]]:
-            out += [
-                f"{run_dir(experiment, m, meth)}/eval/{ev}/summary.json"
-                for ev in evals_of(experiment)
-            ]
+        for meth in e["methods"]:
+            for s in seeds_of(experiment):
+                rd = run_dir(experiment, m, meth, s)
+                out.append(f"{rd}/selection.json")
+                out += [f"{rd}/eval/{ev}/summary.json" for ev in evals_of(experiment)]
     return out
 
 
@@ -159,10 +168,10 @@ def all_targets():
     for exp, e in experiments().items():
         for m in e["models"]:
             for meth in e["methods"]:
-                rd = run_dir(exp, m, meth)
-                out += [f"{rd}/selection.json", f"{rd}/model"]
-            out += report_inputs(exp)
+                out += [f"{run_dir(exp, m, meth, s)}/model" for s in seeds_of(exp)]
+        out += report_inputs(exp)
         out.append(f"{RESULTS}/{exp}/report/claims.csv")
+    out.append(f"{RESULTS}/report/paper_vs_ours_math.csv")
     return out
 
 
@@ -170,14 +179,21 @@ wildcard_constraints:
     experiment=r"[A-Za-z0-9_\-]+",
     model=r"[A-Za-z0-9_.\-]+",
     method=r"[A-Za-z0-9_\-]+",
+    seed=r"\d+",
 
 
 # ---- eval
+def run_of(wildcards):
+    """(method, seed) of an evaluation job; the base model's jobs have neither wildcard."""
+    return getattr(wildcards, "method", "base"), getattr(wildcards, "seed", None)
+
+
 def eval_model_path(wildcards):
     """The evaluated model: the base model folder for method "base", else the fine-tuned one."""
-    if wildcards.method == "base":
+    method, seed = run_of(wildcards)
+    if method == "base":
         return model_dir(wildcards.model)
-    return f"{run_dir(wildcards.experiment, wildcards.model, wildcards.method)}/model"
+    return f"{run_dir(wildcards.experiment, wildcards.model, method, seed)}/model"
 
 
 def eval_judge_path(experiment, evaluation="mtbench"):
@@ -192,7 +208,7 @@ def eval_judge_path(experiment, evaluation="mtbench"):
     return model_dir(key)
 
 
-def eval_options(experiment, evaluation, model, method):
+def eval_options(experiment, evaluation, model, method, seed=None):
     """Options JSON of one evaluation job (the model's dtype, config sections, resolved paths, and the
     generation backend the launch plan chose)."""
     opts = with_model_dtype(model, section(experiment, "eval", evaluation))
@@ -204,7 +220,9 @@ def eval_options(experiment, evaluation, model, method):
         if launch.backend == "vllm":
             opts["tensor_parallel_size"] = launch.gpus
     if kind == "mtbench":
-        opts.setdefault("model_id", f"{model}-{method}")
+        opts.setdefault(
+            "model_id", f"{model}-{method}" + (f"-s{seed}" if seed is not None else "")
+        )
         if opts.get("judge", "logprob") == "logprob":
             opts["judge_model"] = eval_judge_path(experiment, evaluation)
         else:
@@ -214,7 +232,7 @@ def eval_options(experiment, evaluation, model, method):
 
 def eval_inputs(wildcards):
     """Model folder (the asset when it is built by a rule), data, MT-Bench files and judge model."""
-    if wildcards.method == "base":
+    if run_of(wildcards)[0] == "base":
         model = model_input(wildcards)
     else:
         model = [eval_model_path(wildcards)]

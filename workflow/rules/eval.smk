@@ -11,11 +11,11 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/eval/{{evaluation}}/summary.json",
+        f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/eval/{{evaluation}}/summary.json",
     log:
-        f"{LOGS}/eval/{{experiment}}/{{model}}/{{method}}/{{evaluation}}.log",
+        f"{LOGS}/eval/{{experiment}}/{{model}}/{{method}}/s{{seed}}/{{evaluation}}.log",
     benchmark:
-        f"{BENCH}/eval/{{experiment}}/{{model}}/{{method}}/{{evaluation}}.tsv"
+        f"{BENCH}/eval/{{experiment}}/{{model}}/{{method}}/s{{seed}}/{{evaluation}}.tsv"
     conda:
         "../envs/suite.yaml"
     threads: THREADS
@@ -29,10 +29,22 @@ rule evaluate:
             else f"{RESULTS}/{w.experiment}/data"
         ),
         options=lambda w: json.dumps(
-            eval_options(w.experiment, w.evaluation, w.model, w.method)
+            eval_options(w.experiment, w.evaluation, w.model, *run_of(w))
         ),
         launch=lambda w: eval_launch(w).command,
         module=eval_module,
     shell:
         "{params.launch} -m {params.module} --model {params.model} --out $(dirname {output}) "
         "--data {params.data} --options {params.options:q} > {log} 2>&1"
+
+
+# The base model is evaluated once per experiment (no selection, no seed).
+use rule evaluate as evaluate_base with:
+    input:
+        unpack(eval_inputs),
+    output:
+        f"{RESULTS}/{{experiment}}/{{model}}/base/eval/{{evaluation}}/summary.json",
+    log:
+        f"{LOGS}/eval/{{experiment}}/{{model}}/base/{{evaluation}}.log",
+    benchmark:
+        f"{BENCH}/eval/{{experiment}}/{{model}}/base/{{evaluation}}.tsv"

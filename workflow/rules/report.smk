@@ -57,8 +57,47 @@ rule report_tables:
         "../envs/suite.yaml"
     params:
         spec=lambda w: json.dumps(experiments()[w.experiment]),
+        seeds=lambda w: ",".join(map(str, seeds_of(w.experiment))),
         # <results>/<experiment>/report/claims.csv -> <results>
         results=lambda w, output: str(Path(output.claims).parents[2]),
     shell:
         "python -m scalebio report --experiment {wildcards.experiment} --spec {params.spec:q} "
-        "--results {params.results} --data {input.data} > {log} 2>&1"
+        "--results {params.results} --data {input.data} --seeds {params.seeds} > {log} 2>&1"
+
+
+rule report_summary:
+    input:
+        [f"{RESULTS}/{exp}/report/downstream.csv" for exp in experiments()],
+    output:
+        math=report(
+            f"{RESULTS}/report/paper_vs_ours_math.csv",
+            caption="../report/paper_vs_ours.rst",
+            category="paper vs ours",
+            subcategory="math reasoning",
+        ),
+        math_md=f"{RESULTS}/report/paper_vs_ours_math.md",
+        mtbench=report(
+            f"{RESULTS}/report/paper_vs_ours_mtbench.csv",
+            caption="../report/paper_vs_ours.rst",
+            category="paper vs ours",
+            subcategory="instruction following",
+        ),
+        mtbench_md=f"{RESULTS}/report/paper_vs_ours_mtbench.md",
+        runtime=report(
+            f"{RESULTS}/report/runtime.csv",
+            caption="../report/runtime.rst",
+            category="cost",
+            subcategory="wall time per stage",
+        ),
+        runtime_md=f"{RESULTS}/report/runtime.md",
+    log:
+        f"{LOGS}/report/summary.log",
+    localrule: True
+    conda:
+        "../envs/suite.yaml"
+    params:
+        config=lambda w: json.dumps(config),
+        # <results>/report/runtime.csv -> <results>
+        results=lambda w, output: str(Path(output.runtime).parents[1]),
+    shell:
+        "python -m scalebio summary --results {params.results} --config-json {params.config:q} > {log} 2>&1"

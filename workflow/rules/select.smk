@@ -6,11 +6,11 @@ rule select:
         data=f"{RESULTS}/{{experiment}}/data",
         model=model_input,
     output:
-        f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/selection.json",
+        f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/selection.json",
     log:
-        f"{LOGS}/select/{{experiment}}/{{model}}/{{method}}.log",
+        f"{LOGS}/select/{{experiment}}/{{model}}/{{method}}/s{{seed}}.log",
     benchmark:
-        f"{BENCH}/select/{{experiment}}/{{model}}/{{method}}.tsv"
+        f"{BENCH}/select/{{experiment}}/{{model}}/{{method}}/s{{seed}}.tsv"
     conda:
         "../envs/suite.yaml"
     threads: THREADS
@@ -19,7 +19,6 @@ rule select:
     params:
         model=lambda w: model_dir(w.model),
         budget=lambda w: experiments()[w.experiment]["budget"],
-        seed=config.get("seed", 0),
         options=lambda w: json.dumps(method_options(w.experiment, w.method)),
         module=lambda w: method_module(w.method),
         repeats=lambda w: (
@@ -31,4 +30,4 @@ rule select:
     shell:
         "{params.launch} -m scalebio select --method {wildcards.method} --module={params.module:q} "
         "--data {input.data} --model {params.model} --out $(dirname {output}) "
-        "--budget {params.budget} --seed {params.seed} --options {params.options:q} {params.repeats} > {log} 2>&1"
+        "--budget {params.budget} --seed {wildcards.seed} --options {params.options:q} {params.repeats} > {log} 2>&1"

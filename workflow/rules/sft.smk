@@ -3,32 +3,30 @@
 
 rule sft_set:
     input:
-        selection=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/selection.json",
+        selection=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/selection.json",
         data=f"{RESULTS}/{{experiment}}/data",
     output:
-        train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/train.jsonl",
-        manifest=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/manifest.json",
+        train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/sft_data/train.jsonl",
+        manifest=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/sft_data/manifest.json",
     log:
-        f"{LOGS}/sft_set/{{experiment}}/{{model}}/{{method}}.log",
+        f"{LOGS}/sft_set/{{experiment}}/{{model}}/{{method}}/s{{seed}}.log",
     conda:
         "../envs/suite.yaml"
-    params:
-        seed=config.get("seed", 0),
     shell:
         "python -m scalebio sft-set --selection {input.selection} --data {input.data} "
-        "--out $(dirname {output.train}) --seed {params.seed} > {log} 2>&1"
+        "--out $(dirname {output.train}) --seed {wildcards.seed} > {log} 2>&1"
 
 
 rule finetune:
     input:
-        train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/sft_data/train.jsonl",
+        train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/sft_data/train.jsonl",
         model=model_input,
     output:
-        directory(f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/model"),
+        directory(f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/model"),
     log:
-        f"{LOGS}/finetune/{{experiment}}/{{model}}/{{method}}.log",
+        f"{LOGS}/finetune/{{experiment}}/{{model}}/{{method}}/s{{seed}}.log",
     benchmark:
-        f"{BENCH}/finetune/{{experiment}}/{{model}}/{{method}}.tsv"
+        f"{BENCH}/finetune/{{experiment}}/{{model}}/{{method}}/s{{seed}}.tsv"
     conda:
         "../envs/suite.yaml"
     threads: THREADS
@@ -39,8 +37,7 @@ rule finetune:
         options=lambda w: json.dumps(
             with_model_dtype(w.model, section(w.experiment, "sft"))
         ),
-        seed=config.get("seed", 0),
         launch=lambda w: job_launch("finetune", w.experiment, w.method).command,
     shell:
         "{params.launch} -m scalebio finetune --train {input.train} --model {params.model} --out {output} "
-        "--options {params.options:q} --seed {params.seed} > {log} 2>&1"
+        "--options {params.options:q} --seed {wildcards.seed} > {log} 2>&1"
