@@ -34,3 +34,15 @@ def test_readme_first_screen_has_the_two_commands():
     makefile = (ROOT / "Makefile").read_text()
     assert "\nreproduce: setup" in makefile and "\ntest: setup" in makefile
     assert (ROOT / ".ci/run").read_text().strip().endswith("make test")
+
+
+def test_full_config_is_the_default_with_three_seeds_everywhere():
+    import yaml
+
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    full = yaml.safe_load((ROOT / "config" / "full.yaml").read_text())
+    assert full["seeds"] == [0, 1, 2]
+    assert all("seeds" not in e for e in full["experiments"].values())  # every experiment inherits the 3 seeds
+    for e in default["experiments"].values():
+        e.pop("seeds", None)
+    assert full == default, "config/full.yaml must equal config/config.yaml except for seeds: change both"
