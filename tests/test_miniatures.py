@@ -203,3 +203,25 @@ def test_a_paper_number_without_a_declared_source_is_refused(tmp_path):
     bad.write_text("sources: {a: {label: x, where: y}}\nmath: {rows: [{model: M, method: uniform, gsm8k: 1.0}]}\n")
     with pytest.raises(DataError, match="no declared source"):
         load_paper_numbers(bad)
+
+
+def test_runtime_table_sums_wall_and_cpu_seconds_per_stage(tmp_path):
+    from scalebio.report.paper import runtime_rows
+
+    head = "s\th:m:s\tmax_rss\tcpu_time\n"
+    for rel, s, cpu in [
+        ("select/x/m/scalebio/s0.tsv", 10.0, 8.0),
+        ("select/x/m/scalebio/s1.tsv", 12.5, 9.0),
+        ("data/x.tsv", 2.0, 1.5),
+    ]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(head + f"{s}\t0:00:10\t100\t{cpu}\n")
+    rows = {(r["stage"], r["method"]): r for r in runtime_rows(tmp_path)}
+    assert rows[("select", "scalebio")] == {
+        "stage": "select",
+        "method": "scalebio",
+        "jobs": 2,
+        "wall_s": 22.5,
+        "cpu_s": 17.0,
+    }
+    assert rows[("total", "")]["wall_s"] == 24.5 and rows[("total", "")]["cpu_s"] == 18.5
