@@ -1,6 +1,22 @@
 # Selection -> SFT training set -> fine-tuned model (the same hand-off for every method).
 
 
+def online_sampling(experiment):
+    """``sft.sampling`` online/trajectory: the finetune job samples sources from the selection's p."""
+    return section(experiment, "sft").get("sampling", "static") != "static"
+
+
+def finetune_inputs(w):
+    """The SFT set and the model; with online sampling also the selection and the pool it samples from."""
+    run = run_dir(w.experiment, w.model, w.method, w.seed)
+    inputs = {"train": f"{run}/sft_data/train.jsonl", "model": model_input(w)}
+    if online_sampling(w.experiment):
+        inputs.update(
+            selection=f"{run}/selection.json", data=f"{RESULTS}/{w.experiment}/data"
+        )
+    return inputs
+
+
 rule sft_set:
     input:
         selection=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/selection.json",
@@ -19,8 +35,7 @@ rule sft_set:
 
 rule finetune:
     input:
-        train=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/sft_data/train.jsonl",
-        model=model_input,
+        unpack(finetune_inputs),
     output:
         directory(f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/model"),
     log:
@@ -38,6 +53,11 @@ rule finetune:
             with_model_dtype(w.model, section(w.experiment, "sft"))
         ),
         launch=lambda w: job_launch("finetune", w.experiment, w.method).command,
+        online=lambda w, input: (
+            f"--selection {input.selection} --data {input.data}"
+            if online_sampling(w.experiment)
+            else ""
+        ),
     shell:
         "{params.launch} -m scalebio finetune --train {input.train} --model {params.model} --out {output} "
-        "--options {params.options:q} --seed {wildcards.seed} > {log} 2>&1"
+        "--options {params.options:q} --seed {wildcards.seed} {params.online} > {log} 2>&1"
