@@ -88,11 +88,17 @@ def test_online_finetune_end_to_end(skewed_selection, denoise_data_dir, tiny_mod
         "sampling": "online",
     }
     out = tmp_path / "model"
+    lone = tmp_path / "lone.jsonl"  # a training set without its manifest: online sampling cannot find p
+    lone.write_bytes(train.read_bytes())
     with pytest.raises(ConfigError, match="needs --selection"):
-        finetune(train, tiny_model_dir, out, opts, seed=0)
-    finetune(train, tiny_model_dir, out, opts, seed=0, selection=sel, data=denoise_data_dir)
+        finetune(lone, tiny_model_dir, out, opts, seed=0)
+    finetune(train, tiny_model_dir, out, opts, seed=0)  # selection and pool found through the SFT set's manifest
     sampling = json.loads((out / SAMPLING_FILE).read_text())
-    assert sampling["mode"] == "online" and sampling["validation"]["n_examples"] == 32
+    assert (
+        sampling["mode"] == "online"
+        and sampling["selection"] == str(sel)
+        and sampling["validation"]["n_examples"] == 32
+    )
     counts = sampling["counts_epoch0"]
     assert sum(counts.values()) == 32 and counts["noise050"] == counts["noise075"] == counts["noise100"] == 0
     metrics = json.loads((out / "metrics.json").read_text())

@@ -55,6 +55,7 @@ from scalebio.common.runtime import (
     world_size,
 )
 from scalebio.common.training import SFTConfig, train_sft
+from scalebio.sft.mixture import MANIFEST_FILE
 from scalebio.sft.online import online_training_set
 
 log = logging.getLogger("scalebio.finetune")
@@ -143,6 +144,21 @@ def write_run_files(folder: Path, history: list[dict], examples: list[dict], ide
     return metrics
 
 
+def online_inputs(train: Path, selection, data, mode: str) -> tuple[Path, Path]:
+    """The selection and pool an online run samples from: as given, else those the SFT set was built from."""
+    manifest = train.parent / MANIFEST_FILE
+    if (selection is None or data is None) and manifest.exists():
+        built = json.loads(manifest.read_text())
+        selection = selection or built["selection"]["path"]
+        data = data or Path(built["validation"]["path"]).parent
+    if selection is None or data is None:
+        raise ConfigError(
+            f"sft.sampling: '{mode}' needs --selection and --data (the pool it samples from), or a training set "
+            f"with its {MANIFEST_FILE} next to it"
+        )
+    return Path(selection), Path(data)
+
+
 def finetune(
     train: str | os.PathLike,
     model_path: str | os.PathLike,
@@ -167,8 +183,8 @@ def finetune(
         raise DataError(f"training set '{train}' does not exist; build it with `python -m scalebio sft-set`")
     resolve_model(model_path)  # fail on a missing model before any folder is touched
     online = cfg.sampling != "static"
-    if online and (selection is None or data is None):
-        raise ConfigError(f"sft.sampling: '{cfg.sampling}' needs --selection and --data (the pool it samples from)")
+    if online:
+        selection, data = online_inputs(train, selection, data, cfg.sampling)
     if cfg.deepspeed:
         _single_process_env()
     sel_sha = file_sha256(selection) if online else None
@@ -226,8 +242,10 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="output model folder (checkpoints go to <out>.work/)")
     ap.add_argument("--options", default="{}", help="SFT options as a JSON object (see below)")
     ap.add_argument("--seed", type=int, default=0, help="data order and initialisation seed")
-    ap.add_argument("--selection", help="selection.json to sample sources by (sft.sampling: online|trajectory)")
-    ap.add_argument("--data", help="the data folder the selection was made on (online sampling)")
+    ap.add_argument(
+        "--selection", help="selection.json to sample sources by (sampling online|trajectory; default: the SFT set's)"
+    )
+    ap.add_argument("--data", help="the pool the selection was made on (online; default: the SFT set's)")
     ap.add_argument("--keep-work-dir", action="store_true", help="keep <out>.work/ (checkpoints) after success")
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)

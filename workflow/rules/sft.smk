@@ -1,16 +1,12 @@
 # Selection -> SFT training set -> fine-tuned model (the same hand-off for every method).
 
 
-def online_sampling(experiment):
-    """``sft.sampling`` online/trajectory: the finetune job samples sources from the selection's p."""
-    return section(experiment, "sft").get("sampling", "static") != "static"
-
-
 def finetune_inputs(w):
-    """The SFT set and the model; with online sampling also the selection and the pool it samples from."""
+    """The SFT set and the model; with ``sft.sampling`` online/trajectory also the selection and the pool the job
+    samples sources from (it finds both through the SFT set's manifest)."""
     run = run_dir(w.experiment, w.model, w.method, w.seed)
     inputs = {"train": f"{run}/sft_data/train.jsonl", "model": model_input(w)}
-    if online_sampling(w.experiment):
+    if section(w.experiment, "sft").get("sampling", "static") != "static":
         inputs.update(
             selection=f"{run}/selection.json", data=f"{RESULTS}/{w.experiment}/data"
         )
@@ -53,11 +49,6 @@ rule finetune:
             with_model_dtype(w.model, section(w.experiment, "sft"))
         ),
         launch=lambda w: job_launch("finetune", w.experiment, w.method).command,
-        online=lambda w, input: (
-            f"--selection {input.selection} --data {input.data}"
-            if online_sampling(w.experiment)
-            else ""
-        ),
     shell:
         "{params.launch} -m scalebio finetune --train {input.train} --model {params.model} --out {output} "
-        "--options {params.options:q} --seed {wildcards.seed} {params.online} > {log} 2>&1"
+        "--options {params.options:q} --seed {wildcards.seed} > {log} 2>&1"
