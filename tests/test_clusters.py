@@ -73,3 +73,11 @@ def test_smollm2_last_hidden_state_separates_too(denoise_data_dir, smollm2_dir, 
     pool = merged_pool(denoise_data_dir, tmp_path / "pool", every=4)
     card = build_clusters(pool, tmp_path / "data", smollm2_dir, ClustersConfig(k=2, label="corrupted"), seed=0)
     assert card["purity"]["corrupted"] >= 0.9, card["purity"]
+
+
+def test_every_option_is_documented_in_the_config_readme():
+    import dataclasses
+
+    text = (Path(__file__).resolve().parents[1] / "config" / "README.md").read_text()
+    section = text[text.index("(`data.clusters`") : text.index("## Assets")]
+    assert [f.name for f in dataclasses.fields(ClustersConfig) if f"| `{f.name}` |" not in section] == []

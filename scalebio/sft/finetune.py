@@ -12,9 +12,10 @@ selection acts only through the composition of the training set. Defaults are th
 
 Output ``--out``: a standard HF model folder (``from_pretrained`` loads it) plus
 ``sft_config.json`` (resolved run config), ``train_log.jsonl`` (loss per step), ``metrics.json``,
-``sampling.json`` (static, or sources drawn online from p: ``--selection SEL --data DIR`` with
-``"sampling": "online"``, ``scalebio/sft/online.py``) and ``log.txt``. It is renamed into place only when training succeeded. Checkpoints go to the
-sibling ``<out>.work/``; re-running the same command resumes from the last checkpoint there.
+``sampling.json`` (static, or sources drawn from p at every step with ``"sampling": "online"``:
+``scalebio/sft/online.py``; the selection and pool are the SFT set's, or ``--selection``/``--data``) and
+``log.txt``. It is renamed into place only when training succeeded. Checkpoints go to the sibling
+``<out>.work/``; re-running the same command resumes from the last checkpoint there.
 
 Multi-process / DeepSpeed (paper scale: ZeRO-3, optimizer offloaded to CPU, bf16):
 
@@ -76,8 +77,6 @@ class RunInfo:
     model: str
     seed: int
     options: dict
-    selection_sha256: str | None = None
-    """The selection an online run samples by (None: static)."""
 
 
 def _single_process_env() -> None:
@@ -187,9 +186,10 @@ def finetune(
         selection, data = online_inputs(train, selection, data, cfg.sampling)
     if cfg.deepspeed:
         _single_process_env()
-    sel_sha = file_sha256(selection) if online else None
-    run = RunInfo(str(train), file_sha256(train), str(model_path), seed, as_dict(cfg), sel_sha)
-    ident = {**as_dict(run), "run_hash": config_hash({**as_dict(run), "train": None})}
+    run = as_dict(RunInfo(str(train), file_sha256(train), str(model_path), seed, as_dict(cfg)))
+    if online:
+        run["selection_sha256"] = file_sha256(selection)  # what an online run samples by
+    ident = {**run, "run_hash": config_hash({**run, "train": None})}
     resume = _prepare_work_dir(work, ident)
     logger = setup_logging(work if is_main() else None, name="scalebio")  # log.txt, copied into the model
     logger.info("SFT %s -> %s (%s)", train, out, "resuming from the last checkpoint" if resume else "fresh run")
