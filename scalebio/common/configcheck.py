@@ -5,7 +5,7 @@
 Checks: the file exists and parses (file, line and column of a YAML error), the JSON schema
 (``workflow/schemas/config.schema.yaml``), models named by experiments exist, every method is registered (or
 names an importable module), every option block builds its typed class (``methods.<m>`` merged with the
-experiment's ``method_options``, ``sft``, ``eval.<evaluation>``), no source uses a reserved name, and the budget
+experiment's ``method_options``, ``sft``, ``eval.<evaluation>``, ``data.clusters``), no source uses a reserved name, and the budget
 fits in the pool wherever the pool's size is known without running anything (embedded builders, local files).
 The workflow merges per-experiment overrides with ``section`` below, so the checks see exactly what jobs get.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from scalebio.assets import embedded
+from scalebio.assets.clusters import ClustersConfig
 from scalebio.common.config import _merge, from_dict, load_config_file
 from scalebio.common.data import RESERVED_SOURCE_NAMES
 from scalebio.common.registry import check_options, evaluation_options, method_module
@@ -112,6 +113,11 @@ def check(config: dict) -> list[str]:
                 continue
             _try(errors, from_dict, opts_cls, opts, f"eval.{ev}.")
         data = e["data"]
+        if data.get("clusters") is not None:
+            opts = dict(data["clusters"])
+            if opts.get("model") not in config["models"]:
+                errors.append(f"experiments.{exp}.data.clusters.model '{opts.get('model')}' is not a key of models:")
+            _try(errors, from_dict, ClustersConfig, opts, f"experiments.{exp}.data.clusters.")
         reserved = sorted(set(data.get("sources", {})) & set(RESERVED_SOURCE_NAMES))
         if reserved:
             errors.append(

@@ -17,6 +17,8 @@ from scalebio.common.runtime import ConfigError, world_size
 from scalebio.lisa import LISA, LisaConfig
 
 log = logging.getLogger("scalebio")
+SAMPLING = ("static", "online", "trajectory")
+"""Values of ``SFTConfig.sampling``."""
 
 
 @dataclass
@@ -62,6 +64,13 @@ class SFTConfig:
     """Save a resumable checkpoint every this many steps (0: never)."""
     save_total_limit: int = 2
     """Keep at most this many checkpoints."""
+    sampling: str = "static"
+    """How the SFT stage applies a weights selection: ``static`` trains on the set ``sft-set`` built (N = budget
+    examples drawn once, N·p_k per source); ``online`` draws the source of each of the N examples from p afresh
+    every epoch (same N, so the same token budget in expectation; validation appended once, as in the static set;
+    ``scalebio/sft/online.py``); ``trajectory`` does so following p as recorded during reweighting (ScaleBiO's
+    ``metrics.jsonl``; constant p for a method without one). Selections of kind ``examples`` (LESS, RHO-LOSS) have
+    no p and train on the static set (logged; the model's ``sampling.json`` says which ran). SFT stage only."""
 
     def validate(self, prefix: str = "sft.") -> None:
         for name in ("global_batch_size", "micro_batch_size", "max_length", "logging_steps"):
@@ -82,6 +91,8 @@ class SFTConfig:
             raise ConfigError(f"{prefix}dtype must be one of {sorted(DTYPES)}, not '{self.dtype}'")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"{prefix}warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.sampling not in SAMPLING:
+            raise ConfigError(f"{prefix}sampling must be one of {list(SAMPLING)}, not '{self.sampling}'")
         if self.save_steps < 0:
             raise ConfigError(f"{prefix}save_steps must be >= 0, got {self.save_steps}")
         if self.deepspeed is not None:
@@ -166,6 +177,7 @@ def train_sft(
     callbacks=None,
     resume: bool | str = False,
     save_dir: str | None = None,
+    sampler=None,
     **extra,
 ) -> list[dict]:
     """Fine-tune ``model`` in place on tokenised ``examples``; returns the Trainer's log history.
@@ -173,16 +185,22 @@ def train_sft(
     ``resume``: True resumes from the last ``checkpoint-*`` in ``output_dir``, a path from that one.
     ``save_dir``: also save the final model (gathered from ZeRO-3 shards if needed) and the tokenizer
     there as a ``from_pretrained`` folder; every process must call this (only the main one writes).
-    ``extra``: further ``TrainingArguments`` keys.
+    ``sampler``: a ``torch.utils.data.Sampler`` over ``examples`` replacing the Trainer's shuffling (online
+    source sampling, ``scalebio.sft.online``). ``extra``: further ``TrainingArguments`` keys.
     """
     from transformers import Trainer
+
+    class SamplerTrainer(Trainer):
+        # The Trainer's documented hook for the training order; it calls the sampler's set_epoch every epoch.
+        def _get_train_sampler(self, train_dataset=None):
+            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
 
     cbs = list(callbacks or [])
     if cfg.lisa.enabled:
         cbs.append(lisa_callback(model, cfg.lisa, seed))
     rows = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]
     pad = tokenizer.pad_token_id
-    trainer = Trainer(
+    trainer = SamplerTrainer(
         model=model,
         args=cfg.training_arguments(output_dir, seed, **extra),
         train_dataset=rows,

@@ -11,9 +11,11 @@ selection acts only through the composition of the training set. Defaults are th
 (lr 2e-5, 1 epoch, cosine, 3% warm-up, global batch 128, micro batch 8, max length 1024).
 
 Output ``--out``: a standard HF model folder (``from_pretrained`` loads it) plus
-``sft_config.json`` (resolved run config), ``train_log.jsonl`` (loss per step), ``metrics.json``
-and ``log.txt``. It is renamed into place only when training succeeded. Checkpoints go to the
-sibling ``<out>.work/``; re-running the same command resumes from the last checkpoint there.
+``sft_config.json`` (resolved run config), ``train_log.jsonl`` (loss per step), ``metrics.json``,
+``sampling.json`` (static, or sources drawn from p at every step with ``"sampling": "online"``:
+``scalebio/sft/online.py``; the selection and pool are the SFT set's, or ``--selection``/``--data``) and
+``log.txt``. It is renamed into place only when training succeeded. Checkpoints go to the sibling
+``<out>.work/``; re-running the same command resumes from the last checkpoint there.
 
 Multi-process / DeepSpeed (paper scale: ZeRO-3, optimizer offloaded to CPU, bf16):
 
@@ -54,12 +56,16 @@ from scalebio.common.runtime import (
     world_size,
 )
 from scalebio.common.training import SFTConfig, train_sft
+from scalebio.sft.mixture import MANIFEST_FILE
+from scalebio.sft.online import online_training_set
 
 log = logging.getLogger("scalebio.finetune")
 
 CONFIG_FILE = "sft_config.json"
 LOG_FILE = "train_log.jsonl"
 METRICS_FILE = "metrics.json"
+SAMPLING_FILE = "sampling.json"
+"""How the training examples were drawn: ``mode`` static / online / trajectory, and why (``scalebio.sft.online``)."""
 
 
 @dataclass
@@ -137,6 +143,21 @@ def write_run_files(folder: Path, history: list[dict], examples: list[dict], ide
     return metrics
 
 
+def online_inputs(train: Path, selection, data, mode: str) -> tuple[Path, Path]:
+    """The selection and pool an online run samples from: as given, else those the SFT set was built from."""
+    manifest = train.parent / MANIFEST_FILE
+    if (selection is None or data is None) and manifest.exists():
+        built = json.loads(manifest.read_text())
+        selection = selection or built["selection"]["path"]
+        data = data or Path(built["validation"]["path"]).parent
+    if selection is None or data is None:
+        raise ConfigError(
+            f"sft.sampling: '{mode}' needs --selection and --data (the pool it samples from), or a training set "
+            f"with its {MANIFEST_FILE} next to it"
+        )
+    return Path(selection), Path(data)
+
+
 def finetune(
     train: str | os.PathLike,
     model_path: str | os.PathLike,
@@ -145,11 +166,14 @@ def finetune(
     seed: int = 0,
     callbacks: list | None = None,
     keep_work_dir: bool = False,
+    selection: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
 ) -> list[dict]:
     """Fine-tune ``model_path`` on ``train`` and write the model folder ``out``; returns the loss log.
 
     Checkpoints go to ``<out>.work/`` (deleted after success unless ``keep_work_dir``); the same command
-    resumes from them after a crash.
+    resumes from them after a crash. ``sampling: online|trajectory`` needs the ``selection`` and its ``data``
+    folder (``train`` is then the fall-back for selections without weights).
     """
     cfg = options if isinstance(options, SFTConfig) else from_dict(SFTConfig, options, prefix="sft.")
     train, out = Path(train), Path(out)
@@ -157,17 +181,27 @@ def finetune(
     if not train.is_file():
         raise DataError(f"training set '{train}' does not exist; build it with `python -m scalebio sft-set`")
     resolve_model(model_path)  # fail on a missing model before any folder is touched
+    online = cfg.sampling != "static"
+    if online:
+        selection, data = online_inputs(train, selection, data, cfg.sampling)
     if cfg.deepspeed:
         _single_process_env()
-    run = RunInfo(str(train), file_sha256(train), str(model_path), seed, as_dict(cfg))
-    ident = {**as_dict(run), "run_hash": config_hash({**as_dict(run), "train": None})}
+    run = as_dict(RunInfo(str(train), file_sha256(train), str(model_path), seed, as_dict(cfg)))
+    if online:
+        run["selection_sha256"] = file_sha256(selection)  # what an online run samples by
+    ident = {**run, "run_hash": config_hash({**run, "train": None})}
     resume = _prepare_work_dir(work, ident)
     logger = setup_logging(work if is_main() else None, name="scalebio")  # log.txt, copied into the model
     logger.info("SFT %s -> %s (%s)", train, out, "resuming from the last checkpoint" if resume else "fresh run")
 
     seed_everything(seed)
     tokenizer = load_tokenizer(model_path)
-    examples = load_training_set(train, tokenizer, cfg, logger)
+    sampler, sampling = None, {"mode": "static", "requested": "static"}
+    if online:
+        examples, sampler, sampling = online_training_set(selection, data, tokenizer, cfg.sampling, cfg.max_length,
+                                                          seed)  # fmt: skip
+    if sampler is None:
+        examples = load_training_set(train, tokenizer, cfg, logger)
     model = load_model(model_path, dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing)
     check_tokenizer_matches(model, tokenizer, where=f"model '{model_path}': ")
     model.train()
@@ -175,10 +209,16 @@ def finetune(
     t0 = time.time()
     if not is_main():
         # Other ranks take part in the (ZeRO-3 gathering) save but write nothing: rank 0 owns the folder.
-        return train_sft(model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(work))
+        return train_sft(
+            model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(work), sampler=sampler
+        )
     with atomic_dir(out) as tmp:
-        history = train_sft(model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(tmp))
-        metrics = write_run_files(tmp, history, examples, ident, work, t0, resume)
+        history = train_sft(
+            model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(tmp), sampler=sampler
+        )
+        trained = examples if sampler is None else [examples[i] for i in sampler.draw(0)[0]]  # what epoch 0 saw
+        metrics = write_run_files(tmp, history, trained, ident, work, t0, resume)
+        atomic_write_json(tmp / SAMPLING_FILE, sampling)
     logger.info("saved %s (loss %s -> %s)", out, metrics["first_loss"], metrics["last_loss"])
     if not keep_work_dir:
         shutil.rmtree(work, ignore_errors=True)
@@ -202,10 +242,17 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="output model folder (checkpoints go to <out>.work/)")
     ap.add_argument("--options", default="{}", help="SFT options as a JSON object (see below)")
     ap.add_argument("--seed", type=int, default=0, help="data order and initialisation seed")
+    ap.add_argument(
+        "--selection", help="selection.json to sample sources by (sampling online|trajectory; default: the SFT set's)"
+    )
+    ap.add_argument("--data", help="the pool the selection was made on (online; default: the SFT set's)")
     ap.add_argument("--keep-work-dir", action="store_true", help="keep <out>.work/ (checkpoints) after success")
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    finetune(a.train, a.model, a.out, parse_json_object(a.options), seed=a.seed, keep_work_dir=a.keep_work_dir)
+    finetune(
+        a.train, a.model, a.out, parse_json_object(a.options), seed=a.seed, keep_work_dir=a.keep_work_dir,
+        selection=a.selection, data=a.data,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -72,6 +72,8 @@ def data_spec(experiment):
         return entry
 
     spec = dict(experiments()[experiment]["data"])
+    # data.clusters is applied to the built pool by rule clusters (data.smk)
+    spec.pop("clusters", None)
     if "sources" in spec:
         spec["sources"] = {k: resolve(v) for k, v in spec["sources"].items()}
     for key in ("validation", "test"):
@@ -84,6 +86,11 @@ def data_inputs(wildcards):
     """The official files folder when the experiment's data uses it."""
     spec = json.dumps(experiments()[wildcards.experiment]["data"])
     return [OFFICIAL_DIR] if f'"{OFFICIAL_PREFIX}' in spec else []
+
+
+def clusters_of(experiment):
+    """``data.clusters`` of the experiment (its sources are found by k-means), or None."""
+    return experiments()[experiment]["data"].get("clusters")
 
 
 def eval_kind(experiment, evaluation):
