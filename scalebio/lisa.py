@@ -37,6 +37,10 @@ class LisaConfig:
     keep_optimizer_state: bool = False
     """Keep the Adam moments of re-frozen blocks (official behaviour). Default false: release them, so
     inactive blocks cost no optimizer memory."""
+    same_blocks: bool = True
+    """ScaleBiO only: u and w train the same blocks in every period. ``false`` = independent draws (official code),
+    which can reverse the learned weights: L2(w) − L2(u) then measures which copy trains the better blocks
+    (``scalebio/README.md``, "LISA and short responses")."""
 
     @property
     def enabled(self) -> bool:

@@ -38,6 +38,11 @@ def select(inputs: MethodInputs, prefix: str = "methods.scalebio.") -> Path:
             config=as_dict(cfg),
             wall_time_s=result.wall_time_s,
             tokens=result.tokens,
-            extra={"theta": result.theta, "steps": result.steps, "dropped_truncated": result.dropped},
+            extra={
+                "theta": result.theta,
+                "steps": result.steps,
+                "dropped_truncated": result.dropped,
+                "clip_fraction": result.clip_fraction,
+            },
         )
     return path

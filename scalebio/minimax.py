@@ -130,10 +130,10 @@ class Minimax:
         self._grad_theta_u, self.weights.theta.grad = self.weights.theta.grad, None
         l2_u = float(self.dist.all_reduce_sum(torch.tensor(l2_u, dtype=torch.float64)))
         _finite("L2(u)", l2_u, step)
-        gnorm = self._sync_and_clip(self.u, step, "u")
+        gnorm, clipped = self._sync_and_clip(self.u, step, "u")
         self.opt_u.step()  # maximize=True: u ascends 𝓛_α, i.e. descends α·L2(u, p)
         self.opt_u.zero_grad(set_to_none=True)
-        return {"L2(u)": l2_u, "grad_norm_u": gnorm}
+        return {"L2(u)": l2_u, "grad_norm_u": gnorm, "clipped_u": clipped}
 
     # ---- (2) w ---------------------------------------------------------------------------------
     def update_w(self, train_batches: list[dict], val_batches: list[dict], counts: torch.Tensor, step: int = 0) -> dict:
@@ -153,10 +153,10 @@ class Minimax:
         l1_w = float(self.dist.all_reduce_sum(torch.tensor(l1_w, dtype=torch.float64)))
         _finite("L2(w)", l2_w, step)
         _finite("L1(w)", l1_w, step)
-        gnorm = self._sync_and_clip(self.w, step, "w")
+        gnorm, clipped = self._sync_and_clip(self.w, step, "w")
         self.opt_w.step()
         self.opt_w.zero_grad(set_to_none=True)
-        return {"L1(w)": l1_w, "L2(w)": l2_w, "grad_norm_w": gnorm}
+        return {"L1(w)": l1_w, "L2(w)": l2_w, "grad_norm_w": gnorm, "clipped_w": clipped}
 
     # ---- (3) θ ---------------------------------------------------------------------------------
     def theta_grad(self) -> torch.Tensor:
@@ -185,12 +185,13 @@ class Minimax:
         stats["gap"] = stats["L2(w)"] - stats["L2(u)"]
         return stats
 
-    def _sync_and_clip(self, model: nn.Module, step: int, name: str) -> float:
+    def _sync_and_clip(self, model: nn.Module, step: int, name: str) -> tuple[float, bool]:
+        """The global gradient norm before clipping, and whether clipping at α·max_grad_norm scaled it down."""
         self.dist.sync_grads(model)
         max_norm = self.alpha * self.max_grad_norm if self.max_grad_norm else math.inf
         gnorm = self.dist.clip_grad_norm(model, max_norm)
         _finite(f"grad norm of {name}", gnorm, step)
-        return gnorm
+        return gnorm, gnorm > max_norm
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int) -> float:

@@ -6,7 +6,8 @@
 Run folder: ``config.json`` (resolved), ``log.txt``, ``metrics.jsonl`` (one line per step),
 ``checkpoints/step-<k>/`` (latest only; a restarted run resumes from it), ``model_w/`` if asked.
 Batches are i.i.d. uniform draws from the concatenation of the sources (v2 semantics, METHOD.md §14
-#8), generated from (seed, step) so a resumed run and every process see the same global batch.
+#8), generated from (seed, step) so a resumed run and every process see the same global batch; validation
+batches are i.i.d. too or, with ``val_sampling: cycle``, slices of shuffled passes (the official loader, §8).
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class ScaleBiOConfig:
     """Examples per forward pass (official: 1); validation micro-batches have the same size (METHOD.md §14 #9)."""
     max_length: int = 1024
     """Truncation length in tokens (official: 1024)."""
+    loss_span: Literal["response", "assistant_turn"] = "response"
+    """Tokens that carry the loss in L2 and L1 (METHOD.md §3.4): ``response`` = the reply and its end-of-turn marker; ``assistant_turn`` = the whole assistant turn, role header included, as the official code (the paper configs). Matters for short responses: the span sets the gradient norm and so how often clipping is active."""
+    val_sampling: Literal["iid", "cycle"] = "iid"
+    """Validation micro-batches (METHOD.md §8): ``iid`` = fresh uniform draws every micro-step, as the training batches; ``cycle`` = consecutive slices of shuffled passes over the validation set (every example once per pass), as the official validation loader."""
     warmup_ratio: float = 0.03
     """Linear warm-up fraction of the cosine schedule, applied to all three learning rates (official: 0.03)."""
     clip_model: bool = True
@@ -156,21 +161,46 @@ class RunResult:
     wall_time_s: float
     dropped: dict[str, int] = field(default_factory=dict)
     """Examples per source left out because truncation left them no response token."""
+    clip_fraction: dict[str, float] = field(default_factory=dict)
+    """Fraction of steps in which ‖∇u‖ (``u``) and ‖∇w‖ (``w``) were clipped."""
 
 
 class IIDSampler:
     """Global batch of step s = G micro-batches, each the first m indices of a fresh permutation of
     the pool (v2 re-builds its shuffled DataLoader every micro-step: i.i.d. batches with replacement
-    across micro-steps). Process r of P takes micro-batches r·G/P … (r+1)·G/P − 1."""
+    across micro-steps). Process r of P takes micro-batches r·G/P … (r+1)·G/P − 1. A function of
+    (seed, stream, step) only, so a resumed run and every process see the same global batch."""
 
     def __init__(self, n: int, micro: int, n_micro_global: int, seed: int, stream: int):
         self.n, self.micro, self.n_micro_global, self.seed, self.stream = n, micro, n_micro_global, seed, stream
 
+    def _generator(self, key: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.stream * 100_003 + key)
+
+    def global_batch(self, step: int) -> list[list[int]]:
+        g = self._generator(step)
+        return [torch.randperm(self.n, generator=g)[: self.micro].tolist() for _ in range(self.n_micro_global)]
+
     def indices(self, step: int, rank: int, world: int) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.stream * 100_003 + step)
-        draws = [torch.randperm(self.n, generator=g)[: self.micro].tolist() for _ in range(self.n_micro_global)]
         per = self.n_micro_global // world
-        return draws[rank * per : (rank + 1) * per]
+        return self.global_batch(step)[rank * per : (rank + 1) * per]
+
+
+class CycleSampler(IIDSampler):
+    """The official validation loader: shuffled passes over the set, one new permutation per pass, read
+    m examples at a time. Micro-batch j of the run takes positions j·m … j·m+m−1 of the endless sequence
+    pass 0, pass 1, …, so a micro-batch at the end of a pass continues into the next one (every micro-batch
+    has m examples) and every example is visited once per pass."""
+
+    def global_batch(self, step: int) -> list[list[int]]:
+        start = step * self.n_micro_global * self.micro
+        positions = range(start, start + self.n_micro_global * self.micro)
+        perms = {k: self._pass(k) for k in {q // self.n for q in positions}}  # one or a few passes
+        flat = [perms[q // self.n][q % self.n] for q in positions]
+        return [flat[i : i + self.micro] for i in range(0, len(flat), self.micro)]
+
+    def _pass(self, k: int) -> list[int]:
+        return torch.randperm(self.n, generator=self._generator(k)).tolist()
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -191,11 +221,14 @@ def _truncate_metrics(path: Path, upto_step: int) -> None:
         path.write_text("".join(r + "\n" for r in rows))
 
 
-def save_checkpoint(run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, tokens: int = 0) -> None:
-    """The latest resumable state (both models, θ, the three optimizers, RNGs); older ones are removed."""
+def save_checkpoint(
+    run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, tokens: int = 0, clipped: dict | None = None
+) -> None:
+    """The latest resumable state (both models, θ, the three optimizers, RNGs, clip counts); older ones are removed."""
     state = {
         "step": step,
         "tokens": tokens,
+        "clipped": dict(clipped or {}),
         "config_hash": cfg_hash,
         "u": dist.full_model_state(mm.u),
         "w": dist.full_model_state(mm.w),
@@ -215,7 +248,7 @@ def save_checkpoint(run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, 
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, int]:
+def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, int, dict]:
     # weights_only=False: the file holds Python RNG state; it is this run's own checkpoint, written above.
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     if state["config_hash"] != cfg_hash:
@@ -229,7 +262,7 @@ def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, 
     mm.opt_theta.load_state_dict(state["opt_theta"])
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
-    return int(state["step"]), int(state.get("tokens", 0))
+    return int(state["step"]), int(state.get("tokens", 0)), state.get("clipped", {})
 
 
 # ---- the run (a torchtune-style recipe: set-up, resume, loop, step-end hook) ---------------------------
@@ -246,6 +279,8 @@ class ScaleBiORecipe:
             {"config": as_dict(cfg), "sources": sources, "world": self.dist.world_size, "model": self.model_path}
         )
         self.start = self.tokens_total = 0
+        self.clipped = {"u": 0, "w": 0}  # steps whose gradient norm was clipped, per model
+        self.clip_warned = False
         self.bar = None
 
     # ---- set-up ----------------------------------------------------------------------------------
@@ -270,11 +305,12 @@ class ScaleBiORecipe:
             )
         # Sources sorted by name (§14 #3); every example carries its source index.
         self.tok = load_tokenizer(self.model_path)
-        srcs = load_sources(self.sources, self.tok, cfg.max_length)
+        srcs = load_sources(self.sources, self.tok, cfg.max_length, cfg.loss_span)
         self.names = [s.name for s in srcs]
         self.dropped = {s.name: s.dropped for s in srcs if s.dropped}  # truncated to no response token
         self.train_set = [dict(ex, source=k) for k, s in enumerate(srcs) for ex in s.examples]
-        self.val_set = [dict(ex, source=0) for ex in load_split(self.validation, self.tok, cfg.max_length)]
+        val = load_split(self.validation, self.tok, cfg.max_length, loss_span=cfg.loss_span)
+        self.val_set = [dict(ex, source=0) for ex in val]
         if cfg.micro_batch_size > min(len(self.train_set), len(self.val_set)):
             raise ConfigError(
                 f"micro_batch_size={cfg.micro_batch_size} exceeds the pool ({len(self.train_set)}) or validation "
@@ -290,7 +326,8 @@ class ScaleBiORecipe:
         self.total = self.inner * cfg.num_outer_iter
         self.warmup = int(cfg.warmup_ratio * self.total)
         self.train_sampler = IIDSampler(n, cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=1)
-        self.val_sampler = IIDSampler(len(self.val_set), cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=2)
+        val_sampler = CycleSampler if cfg.val_sampling == "cycle" else IIDSampler
+        self.val_sampler = val_sampler(len(self.val_set), cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=2)
 
     def _setup_models(self) -> None:
         """u and w: two independent copies of the pretrained model; θ = 0; the three optimizers; LISA."""
@@ -303,7 +340,8 @@ class ScaleBiORecipe:
         weights = SourceWeights(self.names).to(device)
         self.lisa = []
         if cfg.lisa.enabled:  # blocks are found before FSDP wraps them
-            self.lisa = [LISA(u, None, cfg.lisa, cfg.seed, "u"), LISA(w, None, cfg.lisa, cfg.seed, "w")]
+            w_stream = "u" if cfg.lisa.same_blocks else "w"  # the same stream draws the same blocks
+            self.lisa = [LISA(u, None, cfg.lisa, cfg.seed, "u"), LISA(w, None, cfg.lisa, cfg.seed, w_stream)]
         if dist.strategy == "fsdp" and dist.enabled:
             u, w = distributed.wrap_fsdp(u, device), distributed.wrap_fsdp(w, device)
         opts = cfg.build_optimizers(u, w, weights)
@@ -315,7 +353,8 @@ class ScaleBiORecipe:
     def _resume(self) -> None:
         ckpt = _latest_checkpoint(self.run_dir) if self.cfg.resume else None
         if ckpt is not None:
-            self.start, self.tokens_total = load_checkpoint(ckpt, self.mm, self.dist, self.cfg_hash)
+            self.start, self.tokens_total, clipped = load_checkpoint(ckpt, self.mm, self.dist, self.cfg_hash)
+            self.clipped.update(clipped)
             log.info("resumed from %s (step %d)", ckpt, self.start)
         elif self.dist.is_main and (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir / "checkpoints")
@@ -371,10 +410,15 @@ class ScaleBiORecipe:
         n_tok += sum(int(b["attention_mask"].sum()) for b in val_batches)
         n_tok = int(dist.all_reduce_sum(torch.tensor(n_tok)))
         self.tokens_total += n_tok
+        for name in ("u", "w"):
+            self.clipped[name] += bool(stats[f"clipped_{name}"])
+        clip_frac = self.clip_fraction(step + 1)
         row = {
             "step": step + 1,
             "weights": self.mm.weights.as_dict(),
             **stats,
+            "clip_frac_u": clip_frac["u"],
+            "clip_frac_w": clip_frac["w"],
             "alpha": self.mm.alpha,
             "lr_u": lrs[0],
             "lr_w": lrs[1],
@@ -389,15 +433,32 @@ class ScaleBiORecipe:
             metrics_file.flush()
             if (step + 1) % 10 == 0 or step + 1 == self.total:
                 log.info(
-                    "step %d/%d L1(w)=%.4f L2(w)=%.4f L2(u)=%.4f gap=%.2e p=%s",
+                    "step %d/%d L1(w)=%.4f L2(w)=%.4f L2(u)=%.4f gap=%.2e clipped u/w %.0f%%/%.0f%% p=%s",
                     step + 1, self.total, stats["L1(w)"], stats["L2(w)"], stats["L2(u)"], stats["gap"],
-                    {k: round(v, 4) for k, v in row["weights"].items()},
+                    100 * clip_frac["u"], 100 * clip_frac["w"], {k: round(v, 4) for k, v in row["weights"].items()},
                 )  # fmt: skip
+            self._warn_if_mostly_clipped(step + 1, clip_frac)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(L1=f"{stats['L1(w)']:.3f}", gap=f"{stats['gap']:.1e}")
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < self.total:
-            save_checkpoint(self.run_dir, step + 1, self.mm, dist, self.cfg_hash, self.tokens_total)
+            save_checkpoint(self.run_dir, step + 1, self.mm, dist, self.cfg_hash, self.tokens_total, self.clipped)
+
+    def clip_fraction(self, steps: int) -> dict[str, float]:
+        return {name: n / max(steps, 1) for name, n in self.clipped.items()}
+
+    def _warn_if_mostly_clipped(self, steps: int, clip_frac: dict[str, float]) -> None:
+        """Once, from a quarter of the run on (the first steps of a fresh model are large anyway): clipped in most
+        steps, u and w move by normalised gradients of length α, not as the official settings intend (METHOD.md §6)."""
+        if self.clip_warned or steps < min(self.total, max(10, self.total // 4)) or max(clip_frac.values()) <= 0.5:
+            return
+        self.clip_warned = True
+        log.warning(
+            "gradient clipping at alpha*max_grad_norm was active in %.0f%% (u) and %.0f%% (w) of the %d steps so far: "
+            "u and w follow normalised gradients, where the official settings clip rarely (METHOD.md §6). Short "
+            "responses raise the gradient norm; loss_span=assistant_turn (the official span) lowers it",
+            100 * clip_frac["u"], 100 * clip_frac["w"], steps,
+        )  # fmt: skip
 
     def _finish(self) -> RunResult:
         cfg, dist, mm = self.cfg, self.dist, self.mm
@@ -419,6 +480,7 @@ class ScaleBiORecipe:
             self.tokens_total,
             time.time() - self.t_start,
             self.dropped,
+            self.clip_fraction(self.total),
         )
         if dist.is_main:
             log.info("final weights %s", result.weights)

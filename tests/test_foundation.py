@@ -58,6 +58,30 @@ def test_response_only_mask_covers_exactly_the_assistant_turns(tiny_model_dir):
 
 
 @pytest.mark.parametrize(
+    "loss_span, learned",
+    [
+        # the reply and its end-of-turn marker
+        ("response", [(18, "4"), (19, "<|im_end|>"), (20, "\n")]),
+        # the whole assistant turn, role header included (the official code's span)
+        ("assistant_turn", [(13, "<|im_start|>"), (14, "ass"), (15, "ist"), (16, "ant"), (17, "\n"), (18, "4"),
+                            (19, "<|im_end|>"), (20, "\n")]),
+    ],
+)  # fmt: skip
+def test_loss_span_labels_exactly_these_tokens(tiny_model_dir, loss_span, learned):
+    """METHOD.md §3.4 on ChatML: positions 0-12 are the user turn, 13-17 the assistant header, 18-20 the reply."""
+    tok = load_tokenizer(tiny_model_dir)
+    msgs = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]
+    ex = tokenize_chat(tok, msgs, max_length=512, loss_span=loss_span)
+    assert tok.decode(ex["input_ids"]) == tok.apply_chat_template(msgs, tokenize=False)
+    assert len(ex["input_ids"]) == 21
+    got = [(i, tok.decode([t])) for i, (t, lab) in enumerate(zip(ex["input_ids"], ex["labels"])) if lab != IGNORE_INDEX]
+    assert got == learned
+    assert all(lab in (t, IGNORE_INDEX) for t, lab in zip(ex["input_ids"], ex["labels"]))
+    with pytest.raises(DataError, match="loss_span must be one of"):
+        tokenize_chat(tok, msgs, max_length=512, loss_span="everything")
+
+
+@pytest.mark.parametrize(
     "record",
     [
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from scalebio.common.data import collate, load_sources
+from scalebio.common.data import collate, list_sources, load_sources
 from scalebio.common.modeling import decoder_layers, load_model, load_tokenizer
 from scalebio.common.runtime import AssetError, ConfigError
 from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax
-from scalebio.trainer import ScaleBiOConfig
+from scalebio.trainer import ScaleBiOConfig, ScaleBiORecipe
 from scalebio.weights import SourceWeights
 
 TINY = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2)
@@ -126,3 +126,16 @@ def test_resumed_lisa_draws_the_same_blocks():
         a.maybe_switch(s)
     b.maybe_switch(11)  # a run resumed at step 11 re-draws the period that began at step 10
     assert a.active == b.active
+
+
+def test_same_blocks_gives_u_and_w_the_same_draws(tiny_model_dir, denoise_data_dir, tmp_path):
+    draws = {}
+    for same in (False, True):
+        cfg = ScaleBiOConfig(lisa=LisaConfig(n_layers=2, interval=1, same_blocks=same), max_steps=6, progress=False,
+                             global_batch_size=4, micro_batch_size=4, max_length=64, device="cpu")  # fmt: skip
+        recipe = ScaleBiORecipe(cfg, list_sources(denoise_data_dir), denoise_data_dir / "validation.jsonl",
+                                tiny_model_dir, tmp_path / str(same))  # fmt: skip
+        recipe.setup()
+        draws[same] = [(u.sampler.draw(s), w.sampler.draw(s)) for s in range(6) for u, w in [recipe.lisa]]
+    assert all(a == b for a, b in draws[True])
+    assert any(a != b for a, b in draws[False])

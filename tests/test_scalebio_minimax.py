@@ -164,3 +164,27 @@ def test_known_answer_convex_bilevel():
         mm.step(train, val, step)
     p = torch.softmax(weights.theta.detach().double(), 0).numpy()
     assert np.abs(p - p_star).max() < 0.01, (p, p_star)
+
+
+@pytest.mark.parametrize("max_grad_norm, clipped", [(None, False), (1e3, False), (1e-3, True)])
+def test_gradient_norms_and_clipping_are_reported(max_grad_norm, clipped):
+    """grad_norm_u / grad_norm_w are the norms before clipping (here computed by hand: ∇ of α·½Σ c_i r_i² is
+    α Σ c_i r_i x_i), and clipped_u / clipped_w say whether the norm exceeded α·max_grad_norm."""
+    torch.manual_seed(0)
+    xs, ys, xv, yv = _make_problem(n=5, n_val=4)  # 3 sources of 5 examples
+    x, y = torch.tensor(np.concatenate(xs), dtype=torch.float32), torch.tensor(np.concatenate(ys), dtype=torch.float32)
+    train = [{"x": x, "y": y, "source": torch.arange(3).repeat_interleave(5)}]
+    val = [{"x": torch.tensor(xv, dtype=torch.float32), "y": torch.tensor(yv, dtype=torch.float32)}]
+    u, w = nn.Linear(x.shape[1], 1, bias=False), nn.Linear(x.shape[1], 1, bias=False)
+    weights = SourceWeights(["a", "b", "c"])
+    alpha, coef = 10.0, (1 / 3) / 5  # p_k = 1/3, c_k = 5
+    g_u = alpha * coef * ((u(x).squeeze(-1) - y) @ x).detach()
+    g_w = alpha * coef * ((w(x).squeeze(-1) - y) @ x).detach()
+    g_w += ((w(val[0]["x"]).squeeze(-1) - val[0]["y"]) @ val[0]["x"]).detach() / len(yv)
+    opts = ScaleBiOConfig(lr_u=1e-3, lr_w=1e-3, lr_theta=1e-2).build_optimizers(u, w, weights)
+    mm = Minimax(u, w, weights, *opts, alpha=alpha, max_grad_norm=max_grad_norm, per_example=_linear_loss,
+                 pooled=_linear_pooled, val_count=lambda b: len(b["y"]))  # fmt: skip
+    stats = mm.step(train, val)
+    assert stats["grad_norm_u"] == pytest.approx(float(g_u.norm()), rel=1e-5)
+    assert stats["grad_norm_w"] == pytest.approx(float(g_w.norm()), rel=1e-5)
+    assert stats["clipped_u"] is clipped and stats["clipped_w"] is clipped

@@ -80,13 +80,60 @@ def test_same_seed_same_selection(tiny_model_dir, denoise_data_dir, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     keys = {"weights", "L1(w)", "L2(w)", "L2(u)", "gap", "alpha", "lr_u", "lr_w", "lr_theta", "grad_norm_u",
-            "grad_norm_w", "grad_norm_theta", "tokens_per_s"}  # fmt: skip
+            "grad_norm_w", "grad_norm_theta", "clipped_u", "clipped_w", "clip_frac_u", "clip_frac_w",
+            "tokens_per_s"}  # fmt: skip
     assert keys <= set(rows[0])
     assert rows[-1]["weights"] == a["weights"]
+    for m in ("u", "w"):  # the running clip fraction is the mean of the per-step flags, and ends in selection.json
+        assert [r[f"clip_frac_{m}"] for r in rows] == [sum(r[f"clipped_{m}"] for r in rows[:i]) / i for i in (1, 2, 3)]
+        assert a["clip_fraction"][m] == rows[-1][f"clip_frac_{m}"]
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     assert cfg["max_steps"] == 3 and cfg["alpha"] == 100.0
     assert (tmp_path / "a" / "log.txt").read_text().count("final weights") == 1
     assert not (tmp_path / "a" / "checkpoints").exists()  # removed after success (keep_checkpoints=false)
+
+
+@pytest.mark.parametrize("max_grad_norm, fraction", [(1e-9, 1.0), (1e9, 0.0)])
+def test_mostly_clipped_run_warns_once(tiny_model_dir, denoise_data_dir, tmp_path, max_grad_norm, fraction):
+    sel = read_selection(
+        _select(denoise_data_dir, tiny_model_dir, tmp_path, **SMALL, max_steps=4, max_grad_norm=max_grad_norm)
+    )
+    assert sel["clip_fraction"] == {"u": fraction, "w": fraction}
+    assert (tmp_path / "log.txt").read_text().count("gradient clipping at alpha*max_grad_norm was active") == int(
+        fraction
+    )
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config" / "paper").glob("*.yaml")), ids=lambda p: p.stem)
+def test_paper_configs_select_the_official_span_and_validation_loader(path):
+    import yaml
+
+    opts = yaml.safe_load(path.read_text())["methods"]["scalebio"]
+    assert (opts["loss_span"], opts["val_sampling"]) == ("assistant_turn", "cycle")
+    assert ScaleBiOConfig().loss_span == "response"  # the miniatures' default (README, Deviations)
+
+
+def test_cycled_validation_visits_every_example_once_per_pass():
+    """val_sampling: cycle (the official loader): consecutive micro-batches read shuffled passes; a micro-batch
+    that runs past the end of a pass continues into the next (10 examples, micro-batches of 3, 2 per step)."""
+    from scalebio.trainer import CycleSampler
+
+    sampler = CycleSampler(n=10, micro=3, n_micro_global=2, seed=0, stream=2)
+    flat = [i for step in range(5) for mb in sampler.global_batch(step) for i in mb]  # 30 positions = 3 passes
+    passes = [flat[k : k + 10] for k in (0, 10, 20)]
+    assert all(sorted(p) == list(range(10)) for p in passes)
+    assert passes[0] != passes[1] != passes[2]  # reshuffled every pass
+    for step in range(5):  # two processes split a step's micro-batches, a second sampler agrees (resume)
+        assert sampler.indices(step, 0, 2) + sampler.indices(step, 1, 2) == sampler.global_batch(step)
+        assert CycleSampler(10, 3, 2, seed=0, stream=2).indices(step, 0, 1) == sampler.global_batch(step)
+
+
+def test_val_sampling_cycle_runs_and_is_recorded(tiny_model_dir, denoise_data_dir, tmp_path):
+    sel = read_selection(
+        _select(denoise_data_dir, tiny_model_dir, tmp_path, **SMALL, max_steps=2, val_sampling="cycle")
+    )
+    assert sel["config"]["val_sampling"] == "cycle"
+    assert json.loads((tmp_path / "config.json").read_text())["val_sampling"] == "cycle"
 
 
 def _write_run_yaml(path: Path, data, model, out, **options) -> Path:

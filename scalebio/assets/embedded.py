@@ -9,7 +9,8 @@ Builders (selected by ``data.builder`` in the config) write a data folder:
 
 - ``denoise`` (paper v1 denoising, code v2 ``corrupt_data.py``): one clean math source copied K times,
   source i with a fraction ``noise[i]`` of responses replaced by "." (``corrupted: true``); clean
-  validation/test. Expected: weights fall as noise rises.
+  validation/test. Expected: weights fall as noise rises. ``response: bare`` keeps only the answer
+  (``"-5"``) and ``max_answer_chars`` keeps short answers: 1-3-token responses with 3.
 - ``math`` (paper v2 math reasoning): one source per ``mathematics_dataset`` module plus an
   off-target dialogue source; validation/test are held-out problems of the ``target`` modules.
   Expected: weight moves to the target modules.
@@ -62,8 +63,9 @@ def _math_generators():
     return modules.train(lambda r: r)
 
 
-def math_problems(module: str, n: int, seed: int) -> list[dict]:
-    """``n`` distinct problems from one module, answers formatted as the math eval expects."""
+def math_problems(module: str, n: int, seed: int, max_answer_chars: int = 0) -> list[dict]:
+    """``n`` distinct problems from one module, answers formatted as the math eval expects (answers of at
+    most ``max_answer_chars`` characters if > 0)."""
     import numpy as np
 
     gens = _math_generators()
@@ -87,7 +89,7 @@ def math_problems(module: str, n: int, seed: int) -> list[dict]:
         except Exception:  # a few generators fail under numpy 2/sympy 1.14; skip those draws
             continue
         q, a = str(p.question).strip(), str(p.answer).strip()
-        if q in seen or len(q) > 300:
+        if q in seen or len(q) > 300 or 0 < max_answer_chars < len(a):
             continue
         seen.add(q)
         out.append(
@@ -133,9 +135,14 @@ def build_denoise(cfg: dict, seed: int) -> dict:
     noise = cfg.get("noise", [0.0, 0.25, 0.5, 0.75, 1.0])
     n, n_val, n_test = cfg.get("n_per_source", 200), cfg.get("n_val", 64), cfg.get("n_test", 64)
     modules = cfg.get("modules", ["arithmetic"])
+    response, short = cfg.get("response", "boxed"), cfg.get("max_answer_chars", 0)
+    if response not in ("boxed", "bare"):
+        raise ConfigError(f"data.options.response must be 'boxed' or 'bare', got '{response}'")
     total = n * len(noise) + n_val + n_test
     per = -(-total // len(modules))
-    rows = [r for i, m in enumerate(modules) for r in math_problems(m, per, seed + i)]
+    rows = [r for i, m in enumerate(modules) for r in math_problems(m, per, seed + i, short)]
+    if response == "bare":  # just the answer ("-5"): 1-3-token responses with max_answer_chars 3
+        rows = [dict(r, response=r["answer"]) for r in rows]
     rng = random.Random(seed)
     parts = _split(rows, [n] * len(noise) + [n_val, n_test], rng, "denoise")
     sources = {}

@@ -10,7 +10,8 @@ A *source* is one JSONL file (its name is the file stem); a *data folder* holds
 - ``{"instruction": ..., "input": ..., "output": ...}`` (Alpaca)
 
 Every record has an ``id`` (its line number if the file has none). Tokenisation uses the
-tokenizer's own chat template; the loss covers assistant turns only.
+tokenizer's own chat template; the loss covers assistant turns only: the reply (``loss_span="response"``,
+every stage's default) or the whole turn with its role header (``"assistant_turn"``, the official ScaleBiO code).
 """
 
 from __future__ import annotations
@@ -112,14 +113,22 @@ def prompt_messages(record: dict) -> list[dict]:
     return msgs[:first]
 
 
-def tokenize_chat(tokenizer, messages: list[dict], max_length: int) -> dict:
-    """Token ids and labels with the loss on assistant turns only.
+LOSS_SPANS = ("response", "assistant_turn")
+"""Which tokens of an assistant turn carry the loss (METHOD.md §3.4)."""
 
-    Each assistant turn's text is what the chat template adds between the rendering of the
-    conversation before it (with the generation prompt) and the rendering including it; that span
-    (the reply and its end-of-turn marker) is labelled, everything else gets -100. Rendering through
-    the template avoids the official code's off-by-one BOS masking (METHOD.md §14 #13).
+
+def tokenize_chat(tokenizer, messages: list[dict], max_length: int, loss_span: str = "response") -> dict:
+    """Token ids and labels with the loss on assistant turns only (METHOD.md §3.4).
+
+    Spans come from the tokenizer's own chat template, by text: for each assistant turn, ``before`` renders
+    the conversation up to it, ``prompt`` the same with the generation prompt (the role header), ``full``
+    the same including the turn. ``loss_span="response"`` labels ``full − prompt`` (the reply and its
+    end-of-turn marker); ``"assistant_turn"`` labels ``full − before``, role header included, as the official
+    code does. Everything else gets -100. Rendering through the template avoids the official code's
+    off-by-one BOS masking (METHOD.md §14 #13).
     """
+    if loss_span not in LOSS_SPANS:
+        raise DataError(f"loss_span must be one of {LOSS_SPANS}, got '{loss_span}'")
     ids: list[int] = []
     labels: list[int] = []
     rendered = ""
@@ -133,12 +142,14 @@ def tokenize_chat(tokenizer, messages: list[dict], max_length: int) -> dict:
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
+        before = tokenizer.apply_chat_template(messages[:i], tokenize=False) if i else rendered
         prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if not prompt.startswith(rendered) or not full.startswith(prompt):
+        if not (before.startswith(rendered) and prompt.startswith(before) and full.startswith(prompt)):
             raise DataError("chat template is not prefix-consistent; cannot mask responses")
-        add(prompt[len(rendered) :], learn=False)
-        add(full[len(prompt) :], learn=True)
+        start = prompt if loss_span == "response" else before
+        add(start[len(rendered) :], learn=False)
+        add(full[len(start) :], learn=True)
         rendered = full
     return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
 
@@ -176,23 +187,25 @@ def list_sources(data_dir: str | os.PathLike) -> dict[str, str]:
     return {f.stem: str(f) for f in files}
 
 
-def load_source(name: str, path: str, tokenizer=None, max_length: int = 1024) -> Source:
+def load_source(name: str, path: str, tokenizer=None, max_length: int = 1024, loss_span: str = "response") -> Source:
     records = read_jsonl(path)
     if not records:
         raise DataError(f"source '{name}' ({path}) is empty")
     src = Source(name=name, path=str(path), records=records)
     if tokenizer is not None:
-        src.examples = tokenize_records(records, tokenizer, max_length, where=f"source '{name}' ({path})")
+        src.examples = tokenize_records(records, tokenizer, max_length, f"source '{name}' ({path})", loss_span)
         src.dropped = len(records) - len(src.examples)
     return src
 
 
-def tokenize_records(records: list[dict], tokenizer, max_length: int, where: str) -> list[dict]:
+def tokenize_records(
+    records: list[dict], tokenizer, max_length: int, where: str, loss_span: str = "response"
+) -> list[dict]:
     """Tokenised examples; those that truncation leaves without a response token are dropped (one warning line
     with the count): kept, they would enter every loss as 0 and dilute it."""
     out = []
     for r in records:
-        ex = tokenize_chat(tokenizer, to_messages(r, f"{where}, id {r['id']}"), max_length)
+        ex = tokenize_chat(tokenizer, to_messages(r, f"{where}, id {r['id']}"), max_length, loss_span)
         ex["id"] = r["id"]
         if any(lab != IGNORE_INDEX for lab in ex["labels"]):
             out.append(ex)
@@ -209,18 +222,24 @@ def tokenize_records(records: list[dict], tokenizer, max_length: int, where: str
     return out
 
 
-def load_sources(data_dir_or_map, tokenizer=None, max_length: int = 1024) -> list[Source]:
+def load_sources(data_dir_or_map, tokenizer=None, max_length: int = 1024, loss_span: str = "response") -> list[Source]:
     spec = data_dir_or_map if isinstance(data_dir_or_map, dict) else list_sources(data_dir_or_map)
-    return [load_source(n, spec[n], tokenizer, max_length) for n in sorted(spec)]
+    return [load_source(n, spec[n], tokenizer, max_length, loss_span) for n in sorted(spec)]
 
 
-def load_split(path: str | os.PathLike, tokenizer, max_length: int = 1024, what: str = "validation set") -> list[dict]:
+def load_split(
+    path: str | os.PathLike,
+    tokenizer,
+    max_length: int = 1024,
+    what: str = "validation set",
+    loss_span: str = "response",
+) -> list[dict]:
     if not Path(path).exists():
         raise DataError(f"{what} '{path}' does not exist")
     records = read_jsonl(path)
     if not records:
         raise DataError(f"{what} '{path}' is empty")
-    return tokenize_records(records, tokenizer, max_length, where=f"{what} '{path}'")
+    return tokenize_records(records, tokenizer, max_length, f"{what} '{path}'", loss_span)
 
 
 def collate(examples: list[dict], pad_id: int, pad_to_multiple_of: int = 8) -> dict:
