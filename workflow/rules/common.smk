@@ -281,3 +281,15 @@ def eval_launch(wildcards):
 def eval_module(wildcards):
     """The Python module an evaluation job runs (registered entry point of its kind)."""
     return registered(EVAL_GROUP)[eval_kind(wildcards.experiment, wildcards.evaluation)]
+
+
+def finetune_inputs(w):
+    """The SFT set and the model; with ``sft.sampling`` online/trajectory also the selection and the pool the job
+    samples sources from (it finds both through the SFT set's manifest)."""
+    run = run_dir(w.experiment, w.model, w.method, w.seed)
+    inputs = {"train": f"{run}/sft_data/train.jsonl", "model": model_input(w)}
+    if section(w.experiment, "sft").get("sampling", "static") != "static":
+        inputs.update(
+            selection=f"{run}/selection.json", data=f"{RESULTS}/{w.experiment}/data"
+        )
+    return inputs

@@ -1,18 +1,6 @@
 # Selection -> SFT training set -> fine-tuned model (the same hand-off for every method).
 
 
-def finetune_inputs(w):
-    """The SFT set and the model; with ``sft.sampling`` online/trajectory also the selection and the pool the job
-    samples sources from (it finds both through the SFT set's manifest)."""
-    run = run_dir(w.experiment, w.model, w.method, w.seed)
-    inputs = {"train": f"{run}/sft_data/train.jsonl", "model": model_input(w)}
-    if section(w.experiment, "sft").get("sampling", "static") != "static":
-        inputs.update(
-            selection=f"{run}/selection.json", data=f"{RESULTS}/{w.experiment}/data"
-        )
-    return inputs
-
-
 rule sft_set:
     input:
         selection=f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/selection.json",
