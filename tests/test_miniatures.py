@@ -15,14 +15,6 @@ from scalebio.common.runtime import ConfigError, DataError
 from scalebio.common.selection import MethodInputs, read_selection
 
 
-def _true_result(prompt: str) -> int | None:
-    """The answer the problem asks for, recomputed from the numbers in the prompt."""
-    a, b = (int(x) for x in re.findall(r"\d+", prompt.split("\n")[0])[:2])
-    if " + " in prompt or any(w in prompt for w in ("altogether", "more", "gave", "total", "found")):
-        return a + b
-    return a - b
-
-
 def test_arithmetic_pool_is_what_its_card_says(tmp_path):
     out = build("arithmetic", {"n_per_source": 40, "n_val": 10, "n_test": 30}, tmp_path / "a")
     card = json.loads((out / "card.json").read_text())

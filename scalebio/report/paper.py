@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from scalebio.common.runtime import DataError, atomic_write_text, main_guard
+from scalebio.report.tables import markdown_table
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 METHOD_NAMES = {"uniform": "Uniform", "less": "LESS", "rho_loss": "RHO-LOSS", "reference": "RHO-LOSS",
@@ -141,17 +142,6 @@ def runtime_rows(bench_dir: Path) -> list[dict]:
     return rows
 
 
-def _md(header: list[str], rows: list[list[str]]) -> str:
-    return (
-        "| "
-        + " | ".join(header)
-        + " |\n|"
-        + "---|" * len(header)
-        + "\n"
-        + "".join("| " + " | ".join(r) + " |\n" for r in rows)
-    )
-
-
 def _csv(header: list[str], rows: list[list[str]]) -> str:
     return "".join(",".join(f'"{c}"' for c in line) + "\n" for line in [header, *rows])
 
@@ -164,7 +154,7 @@ def summary(results: Path, config: dict) -> None:
         atomic_write_text(out / f"paper_vs_ours_{kind}.csv", _csv(header, rows))
         text = (
             f"# {title}: the paper's numbers and ours\n\n"
-            + _md(header, rows)
+            + markdown_table(header, rows)
             + "\n"
             + "\n".join(f"- {n}" for n in notes)
         )
@@ -175,7 +165,8 @@ def summary(results: Path, config: dict) -> None:
     atomic_write_text(out / "runtime.csv", _csv(header, table))
     atomic_write_text(
         out / "runtime.md",
-        "# Time per stage (Snakemake benchmark files; job wall and CPU seconds, summed)\n\n" + _md(header, table),
+        "# Time per stage (Snakemake benchmark files; job wall and CPU seconds, summed)\n\n"
+        + markdown_table(header, table),
     )
 
 

@@ -43,6 +43,12 @@ def pm(mean, sd, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table of already formatted cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
 def write_table(out: Path, stem: str, rows: list[dict], csv_cols: list[str], md_cols: list[str], title: str, note=""):
     """``stem.csv`` (machine-readable columns) and ``stem.md`` (what a reader reads: mean ± SD strings)."""
     csv = (
@@ -51,8 +57,7 @@ def write_table(out: Path, stem: str, rows: list[dict], csv_cols: list[str], md_
         + "".join(",".join(fmt(r.get(c)).replace(",", ";") for c in csv_cols) + "\n" for r in rows)
     )
     md = f"# {title}\n\n" + (f"{note}\n\n" if note else "")
-    md += "| " + " | ".join(md_cols) + " |\n|" + "---|" * len(md_cols) + "\n"
-    md += "".join("| " + " | ".join(fmt(r.get(c)) for c in md_cols) + " |\n" for r in rows)
+    md += markdown_table(md_cols, [[fmt(r.get(c)) for c in md_cols] for r in rows])
     atomic_write_text(out / f"{stem}.csv", csv.replace("—", ""))
     atomic_write_text(out / f"{stem}.md", md)
 
