@@ -23,6 +23,8 @@ def test_smollm2_folder_is_a_plain_hf_model_that_answers(smollm2_dir):
     prompt = tok.apply_chat_template(
         [{"role": "user", "content": "Name three primary colors."}], add_generation_prompt=True, tokenize=False
     )
+    # ChatML without SmolLM2's default system prompt (scalebio/assets/models.py: ~20 % of every stage's tokens)
+    assert prompt == "<|im_start|>user\nName three primary colors.<|im_end|>\n<|im_start|>assistant\n"
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=16, do_sample=False)

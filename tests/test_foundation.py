@@ -132,6 +132,31 @@ def test_per_example_loss_is_the_response_token_mean(tiny_model_dir, denoise_dat
         assert math.isclose(loss[i].item(), direct.item(), rel_tol=1e-5)
 
 
+def test_suite_trainer_loss_and_gradient_equal_the_trainers_own(tiny_model_dir, denoise_data_dir, tmp_path):
+    """The response-position-only loss of the SFT Trainer (scalebio.common.training) against HF's full-logit loss."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from scalebio.common.training import suite_trainer_class
+
+    tok = load_tokenizer(tiny_model_dir)
+    model = load_model(tiny_model_dir, device="cpu")
+    src = load_sources(denoise_data_dir, tok, 128)[0]
+    batch = collate(src.examples[:4], tok.pad_token_id)
+    n_items = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    values, grads = [], []
+    for cls in (Trainer, suite_trainer_class()):
+        trainer = cls(model=model, args=args)
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(n_items))
+        loss.backward()
+        values.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert math.isclose(values[0], values[1], rel_tol=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
 def test_decoder_layers_found_by_introspection(tiny_model_dir):
     model = load_model(tiny_model_dir, device="cpu")
     assert decoder_layers(model) is model.model.layers
