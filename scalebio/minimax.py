@@ -7,6 +7,7 @@ The penalty minimax (ACL 2025 / v2 semantics)::
     L2_B(model, p) = Σ_{i∈B} (p_{s_i} / c_{s_i}) · ℓ_i      ℓ_i = mean response-token CE of example i
                                                           c_k = #examples of source k in the GLOBAL batch
     L1_V(w)        = Σ_{i∈V} Σ_{t∈R_i} CE_t / Σ_{i∈V} |R_i|  (pooled token mean over the global val batch)
+    several validation sets V_1..V_J (beyond the paper): L1 = Σ_j c_j L1_{V_j}, c from scalebio/objectives.py
 
 One step, in this order (METHOD.md §4):
 
@@ -39,6 +40,7 @@ from torch import nn
 from scalebio.common.modeling import IGNORE_INDEX, per_example_loss, pooled_token_loss
 from scalebio.common.runtime import SuiteError
 from scalebio.distributed import Dist
+from scalebio.objectives import Objectives
 from scalebio.weights import SourceWeights
 
 PerExampleLoss = Callable[[nn.Module, dict], tuple[torch.Tensor, torch.Tensor]]
@@ -113,6 +115,8 @@ class Minimax:
     pooled: PooledLoss = pooled_token_loss
     val_count: Callable[[dict], int] = response_token_count
     """Units L1 is averaged over (response tokens for LLMs; examples for the linear test models)."""
+    objectives: Objectives | None = None
+    """Several validation sets: how their losses combine into L1 (None: one set, ``val_batches`` a list)."""
     _grad_theta_u: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     # ---- (1) u ---------------------------------------------------------------------------------
@@ -136,27 +140,45 @@ class Minimax:
         return {"L2(u)": l2_u, "grad_norm_u": gnorm, "clipped_u": clipped}
 
     # ---- (2) w ---------------------------------------------------------------------------------
-    def update_w(self, train_batches: list[dict], val_batches: list[dict], counts: torch.Tensor, step: int = 0) -> dict:
+    def update_w(
+        self,
+        train_batches: list[dict],
+        val_batches: list[dict] | dict[str, list[dict]],
+        counts: torch.Tensor,
+        step: int = 0,
+    ) -> dict:
         P = self.dist.world_size
-        l2_w = l1_w = 0.0
+        l2_w = 0.0
         for b in train_batches:  # the same micro-batches u saw
             p = self.weights.probs()
             part = weighted_train_loss(self.w, b, p, counts, self.per_example)
             (self.alpha * P * part).backward()  # grads on w AND θ: +α ∇L2(w, p)
             l2_w += float(part.detach())
-        n_tok = global_response_tokens(val_batches, self.dist, self.val_count)
-        for v in val_batches:
-            part = validation_loss(self.w, v, n_tok, self.pooled)
-            (P * part).backward()  # ∇L1(w)
-            l1_w += float(part.detach())
+        # One validation set, or several: L1 = Σ_j c_j L1_j with c_j from self.objectives (scalebio/objectives.py)
+        sets = val_batches if isinstance(val_batches, dict) else {"validation": val_batches}
+        coef = self.objectives.coefficients() if self.objectives else {name: 1.0 for name in sets}
+        l1_parts = {}
+        for name, batches in sets.items():
+            n_tok = global_response_tokens(batches, self.dist, self.val_count)
+            l1_j = 0.0
+            for v in batches:
+                part = validation_loss(self.w, v, n_tok, self.pooled)
+                (P * coef[name] * part).backward()  # c_j ∇L1_j(w)
+                l1_j += float(part.detach())
+            l1_parts[name] = float(self.dist.all_reduce_sum(torch.tensor(l1_j, dtype=torch.float64)))
+            _finite(f"L1(w) on {name}", l1_parts[name], step)
+        l1_w = sum(coef[name] * l1_parts[name] for name in sets)
         l2_w = float(self.dist.all_reduce_sum(torch.tensor(l2_w, dtype=torch.float64)))
-        l1_w = float(self.dist.all_reduce_sum(torch.tensor(l1_w, dtype=torch.float64)))
         _finite("L2(w)", l2_w, step)
-        _finite("L1(w)", l1_w, step)
         gnorm, clipped = self._sync_and_clip(self.w, step, "w")
         self.opt_w.step()
         self.opt_w.zero_grad(set_to_none=True)
-        return {"L1(w)": l1_w, "L2(w)": l2_w, "grad_norm_w": gnorm, "clipped_w": clipped}
+        stats = {"L1(w)": l1_w, "L2(w)": l2_w, "grad_norm_w": gnorm, "clipped_w": clipped}
+        if self.objectives:
+            self.objectives.observe(l1_parts)
+            stats.update({f"L1(w)[{name}]": v for name, v in l1_parts.items()})
+            stats.update({f"c[{name}]": v for name, v in coef.items()})
+        return stats
 
     # ---- (3) θ ---------------------------------------------------------------------------------
     def theta_grad(self) -> torch.Tensor:
@@ -176,7 +198,7 @@ class Minimax:
         self.opt_theta.zero_grad(set_to_none=True)
         return {"grad_norm_theta": gnorm}
 
-    def step(self, train_batches: list[dict], val_batches: list[dict], step: int = 0) -> dict:
+    def step(self, train_batches: list[dict], val_batches: list[dict] | dict[str, list[dict]], step: int = 0) -> dict:
         """(1) u, (2) w, (3) θ on this process's micro-batches of one global batch."""
         counts = global_source_counts(train_batches, len(self.weights.names), self.dist)
         stats = self.update_u(train_batches, counts, step)

@@ -188,3 +188,113 @@ def test_gradient_norms_and_clipping_are_reported(max_grad_norm, clipped):
     assert stats["grad_norm_u"] == pytest.approx(float(g_u.norm()), rel=1e-5)
     assert stats["grad_norm_w"] == pytest.approx(float(g_w.norm()), rel=1e-5)
     assert stats["clipped_u"] is clipped and stats["clipped_w"] is clipped
+
+
+# ---- several validation objectives (scalebio/objectives.py) ------------------------------------------------
+
+
+def _two_target_problem(seed=1):
+    """Three sources, two validation targets that want different mixtures (a and b)."""
+    xs, ys, xv, _ = _make_problem(seed)
+    rng = np.random.default_rng(seed + 100)
+    w_true = [np.linalg.lstsq(x, y, rcond=None)[0] for x, y in zip(xs, ys)]
+    targets = {}
+    for name, mix in (("a", (0.7, 0.2, 0.1)), ("b", (0.1, 0.3, 0.6))):
+        targets[name] = xv @ sum(m * wk for m, wk in zip(mix, w_true)) + 0.1 * rng.normal(size=len(xv))
+    return xs, ys, xv, targets
+
+
+def _exact_multi_optimum(xs, ys, xv, targets, combine):
+    """argmin_p combine({j: L1_j(w*(p))}) by scipy on θ, as in _exact_optimal_weights."""
+    from scipy.optimize import minimize
+
+    A = [x.T @ x / len(x) for x in xs]
+    b = [x.T @ y / len(x) for x, y in zip(xs, ys)]
+
+    def hyper(theta):
+        p = np.exp(theta - theta.max())
+        p /= p.sum()
+        w = np.linalg.solve(sum(pk * Ak for pk, Ak in zip(p, A)), sum(pk * bk for pk, bk in zip(p, b)))
+        return combine({j: 0.5 * np.mean((xv @ w - yv) ** 2) for j, yv in targets.items()})
+
+    best = min((minimize(hyper, x0, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000})
+                for x0 in (np.zeros(3), np.array([1.0, 0, -1]), np.array([-1.0, 1, 0]))), key=lambda r: r.fun)  # fmt: skip
+    p = np.exp(best.x - best.x.max())
+    return p / p.sum()
+
+
+def _run_multi(xs, ys, xv, targets, objectives_cfg, total=2500):
+    from scalebio.objectives import Objectives
+
+    torch.manual_seed(0)
+    K, d = len(xs), xs[0].shape[1]
+    train = [{
+        "x": torch.tensor(np.concatenate(xs), dtype=torch.float32),
+        "y": torch.tensor(np.concatenate(ys), dtype=torch.float32),
+        "source": torch.tensor(np.repeat(np.arange(K), [len(x) for x in xs])),
+    }]  # fmt: skip
+    val = {j: [{"x": torch.tensor(xv, dtype=torch.float32), "y": torch.tensor(y, dtype=torch.float32)}]
+           for j, y in targets.items()}  # fmt: skip
+    u, w = nn.Linear(d, 1, bias=False), nn.Linear(d, 1, bias=False)
+    w.load_state_dict(u.state_dict())
+    weights = SourceWeights([f"s{k}" for k in range(K)])
+    cfg = ScaleBiOConfig(lr_u=3e-2, lr_w=3e-2, lr_theta=3e-2, weight_decay=0.0, theta_weight_decay=0.0)
+    opts = cfg.build_optimizers(u, w, weights)
+    mm = Minimax(u, w, weights, *opts, alpha=100.0, max_grad_norm=None, per_example=_linear_loss,
+                 pooled=_linear_pooled, val_count=lambda b: len(b["y"]),
+                 objectives=Objectives(objectives_cfg, list(targets)))  # fmt: skip
+    for step in range(total):
+        set_learning_rates(opts, cosine_with_warmup(step, total, warmup=int(0.03 * total)))
+        stats = mm.step(train, val, step)
+    return torch.softmax(weights.theta.detach().double(), 0).numpy(), stats
+
+
+@pytest.mark.parametrize("c_a", [0.25, 0.75])
+def test_weighted_objectives_reach_the_computed_pareto_point(c_a):
+    """On a convex two-target problem, `weighted` with c = (c_a, 1 − c_a) finds the scipy optimum of
+    c_a·L1_a + (1 − c_a)·L1_b within 0.01 per weight, and the two c give different points (a trade-off)."""
+    from scalebio.objectives import ObjectivesConfig
+
+    xs, ys, xv, targets = _two_target_problem()
+    p_star = _exact_multi_optimum(xs, ys, xv, targets, lambda L: c_a * L["a"] + (1 - c_a) * L["b"])
+    p, stats = _run_multi(xs, ys, xv, targets, ObjectivesConfig("weighted", {"a": c_a, "b": 1 - c_a}))
+    assert np.abs(p - p_star).max() < 0.01, (p, p_star)
+    assert stats["c[a]"] == pytest.approx(c_a) and set(stats) >= {"L1(w)[a]", "L1(w)[b]"}
+    other = _exact_multi_optimum(xs, ys, xv, targets, lambda L: (1 - c_a) * L["a"] + c_a * L["b"])
+    assert np.abs(p_star - other).max() > 0.05  # the targets disagree: the weight moves the optimum
+
+
+def test_worst_case_objective_reaches_the_smoothed_minimax_point():
+    """`worst_case` (τ·logsumexp of the validation losses, lagged softmax coefficients) reaches the scipy optimum
+    of the smoothed maximum within 0.02 per weight, and its worse target is no worse than at either target's own
+    optimum (c = 1 on a, c = 1 on b)."""
+    from scalebio.objectives import Objectives, ObjectivesConfig
+
+    xs, ys, xv, targets = _two_target_problem()
+    cfg = ObjectivesConfig("worst_case", temperature=0.05)
+    smooth = Objectives(cfg, ["a", "b"]).combined
+    p_star = _exact_multi_optimum(xs, ys, xv, targets, smooth)
+    p, stats = _run_multi(xs, ys, xv, targets, cfg)
+    assert np.abs(p - p_star).max() < 0.02, (p, p_star)
+    worst = max(stats["L1(w)[a]"], stats["L1(w)[b]"])
+    for only in ("a", "b"):
+        _, s_only = _run_multi(xs, ys, xv, targets, ObjectivesConfig("weighted", {only: 1.0}), total=800)
+        assert worst <= max(s_only["L1(w)[a]"], s_only["L1(w)[b]"]) + 1e-3
+
+
+def test_objective_coefficients_and_config_errors():
+    from scalebio.common.runtime import ConfigError
+    from scalebio.objectives import Objectives, ObjectivesConfig
+
+    assert Objectives(ObjectivesConfig(weights={"a": 3, "b": 1}), ["a", "b"]).coefficients() == {"a": 0.75, "b": 0.25}
+    assert Objectives(ObjectivesConfig(), ["a", "b"]).coefficients() == {"a": 0.5, "b": 0.5}
+    wc = Objectives(ObjectivesConfig("worst_case", temperature=0.1), ["a", "b"])
+    assert wc.coefficients() == {"a": 0.5, "b": 0.5}  # step 0: nothing measured yet
+    wc.observe({"a": 1.0, "b": 1.1})
+    c = wc.coefficients()
+    assert c["b"] == pytest.approx(1 / (1 + np.exp(-1.0))) and c["a"] + c["b"] == pytest.approx(1.0)
+    assert wc.combined({"a": 1.0, "b": 3.0}) == pytest.approx(3.0, abs=1e-6)  # ≈ max when the gap ≫ τ
+    with pytest.raises(ConfigError, match="objectives.rule"):
+        ObjectivesConfig("pareto").validate()
+    with pytest.raises(ConfigError, match=r"names \['c'\]"):
+        Objectives(ObjectivesConfig(weights={"c": 1.0}), ["a", "b"])
