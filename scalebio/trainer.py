@@ -40,7 +40,8 @@ from scalebio.common.runtime import (
 )
 from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
-from scalebio.weights import SourceWeights
+from scalebio.sampling import CycleSampler, IIDSampler
+from scalebio.weights import SourceWeights, WeightAverage
 
 log = logging.getLogger("scalebio")
 
@@ -88,6 +89,12 @@ class ScaleBiOConfig:
     lisa: LisaConfig = field(default_factory=LisaConfig)
     """Randomized block-coordinate updates of u and w (METHOD.md §7): ``{n_layers: 4, interval: 20}`` is the official
     LISA script; n_layers 0 (default, the official math script) trains every block."""
+    stabilize: Literal["none", "polyak", "ema"] = "none"
+    """Beyond the paper (METHOD.md §18): the weights written to ``selection.json``. ``none`` = the last step's p (official); ``polyak`` = the mean of p over the last (1 − stabilize_start) of the steps; ``ema`` = an exponential moving average of p (``stabilize_decay``). A read-out only: the run is unchanged, and the last p stays in ``metrics.jsonl`` (``weights``), the log and ``selection.json`` (``raw_weights``)."""
+    stabilize_start: float = 0.5
+    """``polyak``: fraction of the steps after which p is averaged (0.5 = the mean over the last half)."""
+    stabilize_decay: float = 0.9
+    """``ema``: weight of the past per step (0.9 ≈ a window of the last 10 steps)."""
     seed: int = 0
     """Seed of model init RNG, batch sampling and LISA draws (official: 0)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
@@ -124,6 +131,8 @@ class ScaleBiOConfig:
             )
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"option 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+        if not (0 <= self.stabilize_start < 1 and 0 <= self.stabilize_decay < 1):
+            raise ConfigError("options 'stabilize_start' and 'stabilize_decay' must be in [0, 1)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"option 'device' must be auto, cpu or cuda, got '{self.device}'")
 
@@ -163,44 +172,8 @@ class RunResult:
     """Examples per source left out because truncation left them no response token."""
     clip_fraction: dict[str, float] = field(default_factory=dict)
     """Fraction of steps in which ‖∇u‖ (``u``) and ‖∇w‖ (``w``) were clipped."""
-
-
-class IIDSampler:
-    """Global batch of step s = G micro-batches, each the first m indices of a fresh permutation of
-    the pool (v2 re-builds its shuffled DataLoader every micro-step: i.i.d. batches with replacement
-    across micro-steps). Process r of P takes micro-batches r·G/P … (r+1)·G/P − 1. A function of
-    (seed, stream, step) only, so a resumed run and every process see the same global batch."""
-
-    def __init__(self, n: int, micro: int, n_micro_global: int, seed: int, stream: int):
-        self.n, self.micro, self.n_micro_global, self.seed, self.stream = n, micro, n_micro_global, seed, stream
-
-    def _generator(self, key: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.stream * 100_003 + key)
-
-    def global_batch(self, step: int) -> list[list[int]]:
-        g = self._generator(step)
-        return [torch.randperm(self.n, generator=g)[: self.micro].tolist() for _ in range(self.n_micro_global)]
-
-    def indices(self, step: int, rank: int, world: int) -> list[list[int]]:
-        per = self.n_micro_global // world
-        return self.global_batch(step)[rank * per : (rank + 1) * per]
-
-
-class CycleSampler(IIDSampler):
-    """The official validation loader: shuffled passes over the set, one new permutation per pass, read
-    m examples at a time. Micro-batch j of the run takes positions j·m … j·m+m−1 of the endless sequence
-    pass 0, pass 1, …, so a micro-batch at the end of a pass continues into the next one (every micro-batch
-    has m examples) and every example is visited once per pass."""
-
-    def global_batch(self, step: int) -> list[list[int]]:
-        start = step * self.n_micro_global * self.micro
-        positions = range(start, start + self.n_micro_global * self.micro)
-        perms = {k: self._pass(k) for k in {q // self.n for q in positions}}  # one or a few passes
-        flat = [perms[q // self.n][q % self.n] for q in positions]
-        return [flat[i : i + self.micro] for i in range(0, len(flat), self.micro)]
-
-    def _pass(self, k: int) -> list[int]:
-        return torch.randperm(self.n, generator=self._generator(k)).tolist()
+    raw_weights: dict[str, float] = field(default_factory=dict)
+    """The last step's p (the official read-out); ``weights`` differs from it only when ``stabilize`` is on."""
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -222,13 +195,16 @@ def _truncate_metrics(path: Path, upto_step: int) -> None:
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, tokens: int = 0, clipped: dict | None = None
-) -> None:
-    """The latest resumable state (both models, θ, the three optimizers, RNGs, clip counts); older ones are removed."""
+    run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, tokens: int = 0, clipped: dict | None = None,
+    average: dict | None = None,
+) -> None:  # fmt: skip
+    """The latest resumable state (both models, θ, the three optimizers, RNGs, clip counts, the average of p);
+    older ones are removed."""
     state = {
         "step": step,
         "tokens": tokens,
         "clipped": dict(clipped or {}),
+        "average": average,
         "config_hash": cfg_hash,
         "u": dist.full_model_state(mm.u),
         "w": dist.full_model_state(mm.w),
@@ -248,7 +224,7 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, int, dict]:
+def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, int, dict, dict | None]:
     # weights_only=False: the file holds Python RNG state; it is this run's own checkpoint, written above.
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     if state["config_hash"] != cfg_hash:
@@ -262,7 +238,7 @@ def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, 
     mm.opt_theta.load_state_dict(state["opt_theta"])
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
-    return int(state["step"]), int(state.get("tokens", 0)), state.get("clipped", {})
+    return int(state["step"]), int(state.get("tokens", 0)), state.get("clipped", {}), state.get("average")
 
 
 # ---- the run (a torchtune-style recipe: set-up, resume, loop, step-end hook) ---------------------------
@@ -338,6 +314,9 @@ class ScaleBiORecipe:
         u.train()
         w.train()
         weights = SourceWeights(self.names).to(device)
+        self.average = WeightAverage(
+            cfg.stabilize, self.total, cfg.stabilize_start, cfg.stabilize_decay, weights.probs()
+        )
         self.lisa = []
         if cfg.lisa.enabled:  # blocks are found before FSDP wraps them
             w_stream = "u" if cfg.lisa.same_blocks else "w"  # the same stream draws the same blocks
@@ -353,8 +332,10 @@ class ScaleBiORecipe:
     def _resume(self) -> None:
         ckpt = _latest_checkpoint(self.run_dir) if self.cfg.resume else None
         if ckpt is not None:
-            self.start, self.tokens_total, clipped = load_checkpoint(ckpt, self.mm, self.dist, self.cfg_hash)
+            self.start, self.tokens_total, clipped, average = load_checkpoint(ckpt, self.mm, self.dist, self.cfg_hash)
             self.clipped.update(clipped)
+            if average is not None:
+                self.average.load_state_dict(average)
             log.info("resumed from %s (step %d)", ckpt, self.start)
         elif self.dist.is_main and (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir / "checkpoints")
@@ -413,9 +394,10 @@ class ScaleBiORecipe:
         for name in ("u", "w"):
             self.clipped[name] += bool(stats[f"clipped_{name}"])
         clip_frac = self.clip_fraction(step + 1)
+        self.average.update(step + 1, self.mm.weights.probs())
         row = {
             "step": step + 1,
-            "weights": self.mm.weights.as_dict(),
+            "weights": self.mm.weights.as_dict(),  # the raw p; with stabilize on, its average follows
             **stats,
             "clip_frac_u": clip_frac["u"],
             "clip_frac_w": clip_frac["w"],
@@ -426,6 +408,8 @@ class ScaleBiORecipe:
             "tokens": n_tok,
             "tokens_per_s": n_tok / max(seconds, 1e-9),
         }
+        if (average := self.average.value()) is not None:  # stabilize on (polyak: once its window has begun)
+            row["weights_stabilized"] = dict(zip(self.names, average.tolist()))
         if self.lisa:
             row["lisa_u"], row["lisa_w"] = self.lisa[0].active, self.lisa[1].active
         if metrics_file is not None:
@@ -442,7 +426,8 @@ class ScaleBiORecipe:
             self.bar.update(1)
             self.bar.set_postfix(L1=f"{stats['L1(w)']:.3f}", gap=f"{stats['gap']:.1e}")
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < self.total:
-            save_checkpoint(self.run_dir, step + 1, self.mm, dist, self.cfg_hash, self.tokens_total, self.clipped)
+            save_checkpoint(self.run_dir, step + 1, self.mm, dist, self.cfg_hash, self.tokens_total, self.clipped,
+                            self.average.state_dict())  # fmt: skip
 
     def clip_fraction(self, steps: int) -> dict[str, float]:
         return {name: n / max(steps, 1) for name, n in self.clipped.items()}
@@ -472,17 +457,21 @@ class ScaleBiORecipe:
                     self.tok.save_pretrained(tmp)
         if dist.is_main and not cfg.keep_checkpoints:
             shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
-        weights = mm.weights
+        weights, average = mm.weights, self.average.value()  # average: None unless stabilize is on
+        raw = weights.as_dict()
         result = RunResult(
-            weights.as_dict(),
+            raw if average is None else dict(zip(weights.names, average.tolist())),
             weights.theta_dict(),
             self.total,
             self.tokens_total,
             time.time() - self.t_start,
             self.dropped,
             self.clip_fraction(self.total),
+            raw,
         )
         if dist.is_main:
+            if average is not None:
+                log.info("last step's p %s; stabilize=%s hands on its average", raw, cfg.stabilize)
             log.info("final weights %s", result.weights)
         dist.barrier()
         return result

@@ -36,6 +36,11 @@ SETTINGS = {
         {**SHORT, "n_per_source": 200},
         dict(COMMON, global_batch_size=16, micro_batch_size=16, max_steps=100),
     ),
+    # the default config's denoising experiment as it is (config/config.yaml: boxed responses), for stability_study
+    "default": (
+        {"noise": NOISE, "n_per_source": 200, "n_val": 64, "n_test": 64},
+        dict(COMMON, global_batch_size=16, micro_batch_size=16, max_steps=100),
+    ),
     # the comparison with the official code: 5 x 500 examples, batch 32 = 4 x 8, 312 steps (4 epochs)
     "comparison": (
         {**SHORT, "n_per_source": 500},
@@ -51,6 +56,11 @@ VARIANTS = {
     "lisa": {"lisa": LISA_OFFICIAL},
     "lisa/turn": {"lisa": LISA_OFFICIAL, "loss_span": "assistant_turn"},
     "full/val-cycle": {"val_sampling": "cycle"},
+    # θ's learning rate 10× the default: the official read-out collapses towards one source (stability_study)
+    "full/lr_theta-1e-1": {"lr_theta": 1e-1},
+    # θ pulled towards uniform (decoupled weight decay 1: logits settle near (Adam direction)/decay, whatever lr_θ)
+    "full/theta-wd-1": {"theta_weight_decay": 1.0},
+    "full/lr_theta-1e-1/theta-wd-1": {"lr_theta": 1e-1, "theta_weight_decay": 1.0},
     # candidate fixes (response span)
     "lisa/same-blocks": {"lisa": {**LISA_OFFICIAL, "same_blocks": True}},
     "lisa/3-blocks": {"lisa": {**LISA_OFFICIAL, "n_layers": 3}},
