@@ -62,16 +62,19 @@ class Objectives:
         self.last: dict[str, float] | None = None
 
     def coefficients(self) -> dict[str, float]:
-        if self.cfg.rule == "weighted":
-            raw = {n: float(self.cfg.weights.get(n, 0.0)) for n in self.names} if self.cfg.weights else None
-            raw = raw or {n: 1.0 for n in self.names}
-        elif self.last is None:
+        if self.cfg.rule == "weighted" and self.cfg.weights:
+            raw = {n: float(self.cfg.weights.get(n, 0.0)) for n in self.names}
+        elif self.cfg.rule == "weighted" or self.last is None:  # equal weights; worst_case before any step
             raw = {n: 1.0 for n in self.names}
-        else:  # softmax(L1 / τ), shifted by the maximum for stability
-            top = max(self.last.values())
-            raw = {n: math.exp((self.last[n] - top) / self.cfg.temperature) for n in self.names}
+        else:  # softmax(L1 / τ)
+            raw = self._shifted_exp(self.last)
         total = sum(raw.values())
         return {n: v / total for n, v in raw.items()}
+
+    def _shifted_exp(self, losses: dict[str, float]) -> dict[str, float]:
+        """exp((L1_j − max L1) / τ): shifted by the maximum so that no term overflows."""
+        top = max(losses[n] for n in self.names)
+        return {n: math.exp((losses[n] - top) / self.cfg.temperature) for n in self.names}
 
     def observe(self, losses: dict[str, float]) -> None:
         self.last = dict(losses)
@@ -81,5 +84,5 @@ class Objectives:
         if self.cfg.rule == "weighted":
             c = self.coefficients()
             return sum(c[n] * losses[n] for n in self.names)
-        tau, top = self.cfg.temperature, max(losses.values())
-        return top + tau * math.log(sum(math.exp((losses[n] - top) / tau) for n in self.names))
+        top = max(losses[n] for n in self.names)
+        return top + self.cfg.temperature * math.log(sum(self._shifted_exp(losses).values()))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebio.common.data import collate
-from scalebio.common.modeling import DTYPES, response_logits
+from scalebio.common.modeling import DTYPES, pooled_token_loss
 from scalebio.common.runtime import ConfigError, world_size
 from scalebio.lisa import LISA, LisaConfig
 
@@ -168,14 +168,13 @@ def lisa_callback(model, cfg: LisaConfig, seed: int):
 
 
 def suite_trainer_class():
-    """The HF ``Trainer`` with the loss computed on response-position logits only (``response_logits``).
+    """The HF ``Trainer`` with the loss computed on response-position logits only (``pooled_token_loss``).
 
     Same value as the model's own loss in the Trainer's usual case (summed token CE over ``num_items_in_batch``,
     the Trainer's gradient-accumulation normalisation, times the processes when tokens are averaged across
     devices), ~15 % less compute per SmolLM2 step on CPU; every other case goes to the Trainer's own
     ``compute_loss``. A function, so that importing this module does not import the Trainer (~10 s).
     """
-    import torch.nn.functional as F
     from transformers import Trainer
 
     class SuiteTrainer(Trainer):
@@ -183,8 +182,8 @@ def suite_trainer_class():
             usual = self.model_accepts_loss_kwargs and num_items_in_batch is not None and self.label_smoother is None
             if return_outputs or not usual or self.compute_loss_func is not None or self.args.n_gpu > 1:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            logits, targets, _ = response_logits(model, inputs)
-            loss = F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
+            total, _ = pooled_token_loss(model, inputs)  # summed response-token CE, the losses' one definition
+            loss = total / num_items_in_batch
             if self.args.average_tokens_across_devices:  # as Trainer.compute_loss does after the model's loss
                 loss = loss * (self.accelerator.num_processes // self.get_tp_size())
             return loss
