@@ -22,6 +22,7 @@ from typing import Literal
 
 from eval.common import cli_main, device_name, mean_stderr
 from eval.generation import load_generator, render_chat
+from scalebio.assets.instructions import checkers
 from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError, DataError, is_main, write_jsonl
 
@@ -55,12 +56,12 @@ class Options:
 def check(response: str, prompt: str, instructions: list[str], kwargs: list[dict]) -> tuple[list[bool], list[bool]]:
     """Strict and loose verdict per instruction (IFEval's rules; an empty answer follows nothing)."""
     from if_verifiable.common import evaluate_instructions  # on use: the package imports `datasets` (~2 s)
-    from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
 
-    unknown = [i for i in instructions if i not in INSTRUCTION_DICT]
+    registry = checkers()  # seeded langdetect: the same verdict as the pool builder's
+    unknown = [i for i in instructions if i not in registry]
     if unknown:
         raise DataError(f"unknown IFEval instruction id(s) {unknown}")
-    results, _ = evaluate_instructions(response, instructions, kwargs, prompt, INSTRUCTION_DICT)
+    results, _ = evaluate_instructions(response, instructions, kwargs, prompt, registry)
     if not results:  # empty response
         return [False] * len(instructions), [False] * len(instructions)
     return [r.strict_pass for r in results], [r.loose_pass for r in results]
