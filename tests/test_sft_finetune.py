@@ -164,3 +164,33 @@ def test_two_process_zero2_matches_plain_run(plain_run, train_file, tiny_model_d
     run_cli(_ds_args(train_file, tiny_model_dir, tmp_path / "ds", "zero2.json"), torchrun)
     ds, plain = losses(tmp_path / "ds"), losses(plain_run)
     assert len(ds) == 8 and max(abs(a - b) for a, b in zip(ds, plain)) < DS_TOL, (ds, plain)
+
+
+def test_group_by_length_computes_fewer_padded_tokens(tiny_model_dir, tmp_path, monkeypatch):
+    """Half the examples 8 tokens long, half 120: random batches of 4 almost always hold a long one (padded to
+    120); the Trainer's LengthGroupedSampler puts short ones together, so the tokens computed fall well below."""
+    import scalebio.common.training as training
+    from scalebio.common.modeling import load_model, load_tokenizer
+
+    shapes = []  # (examples, padded tokens) of every batch the Trainer computed
+    real_collate = training.collate
+
+    def recording_collate(batch, pad):
+        out = real_collate(batch, pad)
+        shapes.append((len(batch), out["input_ids"].numel()))
+        return out
+
+    monkeypatch.setattr(training, "collate", recording_collate)
+    examples = [{"input_ids": [5] * n, "labels": [5] * n} for n in [8, 120] * 64]
+
+    def padded_tokens(group: bool) -> int:
+        shapes.clear()
+        cfg = SFTConfig(**{**FAST, "global_batch_size": 4, "max_length": 128, "group_by_length": group})
+        tokenizer = load_tokenizer(tiny_model_dir)
+        training.train_sft(load_model(tiny_model_dir), tokenizer, examples, cfg, str(tmp_path / str(group)))
+        assert sum(n for n, _ in shapes) == len(examples)  # one pass, every example once
+        return sum(t for _, t in shapes)
+
+    random_order = padded_tokens(False)
+    grouped = padded_tokens(True)
+    assert grouped < 0.75 * random_order, (grouped, random_order)

@@ -39,6 +39,10 @@ class SFTConfig:
     """Examples per forward pass per process (paper: 8)."""
     max_length: int = 1024
     """Truncate each tokenised conversation to this many tokens (paper block size: 1024)."""
+    group_by_length: bool = False
+    """Batch examples of similar length (the Trainer's ``train_sampling_strategy="group_by_length"``, its
+    ``LengthGroupedSampler``): less padding, so fewer tokens computed for the same examples; the order is still
+    random between length groups. Paper: off (random order). Ignored with ``sampling: online|trajectory``."""
     lr_scheduler: str = "cosine"
     """``transformers`` scheduler name (paper: cosine)."""
     warmup_ratio: float = 0.03
@@ -121,6 +125,7 @@ class SFTConfig:
             num_train_epochs=self.epochs,
             max_steps=self.max_steps,
             per_device_train_batch_size=self.micro_batch_size,
+            train_sampling_strategy="group_by_length" if self.group_by_length else "random",
             gradient_accumulation_steps=self.accumulation(),
             lr_scheduler_type=self.lr_scheduler,
             warmup_steps=float(self.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
