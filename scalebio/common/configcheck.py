@@ -112,6 +112,14 @@ def check(config: dict) -> list[str]:
                 errors.append(f"experiments.{exp}.evals names '{ev}', which runs evaluation '{kind}': {err}")
                 continue
             _try(errors, from_dict, opts_cls, opts, f"eval.{ev}.")
+        study = e.get("study") or {}
+        if study.get("kind") in ("online", "clusters"):
+            ref = study.get("compare_with")
+            if ref not in config["experiments"] or ref == exp:
+                errors.append(
+                    f"experiments.{exp}.study.compare_with: a '{study['kind']}' study compares with another "
+                    f"experiment (same pool, methods, seeds); '{ref}' is not one of {sorted(config['experiments'])}"
+                )
         data = e["data"]
         if data.get("clusters") is not None:
             opts = dict(data["clusters"])

@@ -1,5 +1,6 @@
 # Config validation and the small input functions every stage uses.
 import json
+import shlex
 from pathlib import Path
 
 from scalebio.common import configcheck
@@ -169,6 +170,33 @@ def report_inputs(experiment):
     return out
 
 
+def study_of(experiment):
+    """``experiments.<e>.study`` ({} if none): beyond the paper, written to report/study.*."""
+    return experiments()[experiment].get("study") or {}
+
+
+def study_inputs(wildcards):
+    """What a study reads: this experiment's runs and data, and those of ``compare_with`` if any."""
+    ref = study_of(wildcards.experiment).get("compare_with")
+    out = {
+        "data": f"{RESULTS}/{wildcards.experiment}/data",
+        "runs": report_inputs(wildcards.experiment),
+    }
+    if ref:
+        out |= {"ref_data": f"{RESULTS}/{ref}/data", "ref_runs": report_inputs(ref)}
+    return out
+
+
+def study_reference_args(wildcards, input):
+    ref = study_of(wildcards.experiment).get("compare_with")
+    if not ref:
+        return ""
+    spec = shlex.quote(json.dumps(experiments()[ref]))
+    return (
+        f"--reference {ref} --reference-spec {spec} --reference-data {input.ref_data}"
+    )
+
+
 def all_targets():
     """Every final output: selections, models and evaluations of every run, and every report."""
     out = []
@@ -178,6 +206,8 @@ def all_targets():
                 out += [f"{run_dir(exp, m, meth, s)}/model" for s in seeds_of(exp)]
         out += report_inputs(exp)
         out.append(f"{RESULTS}/{exp}/report/claims.csv")
+        if study_of(exp):
+            out.append(f"{RESULTS}/{exp}/report/study.csv")
     out.append(f"{RESULTS}/report/paper_vs_ours_math.csv")
     return out
 

@@ -65,6 +65,38 @@ rule report_tables:
         "--results {params.results} --data {input.data} --seeds {params.seeds} > {log} 2>&1"
 
 
+rule report_study:
+    input:
+        unpack(study_inputs),
+    output:
+        table=report(
+            f"{RESULTS}/{{experiment}}/report/study.csv",
+            caption="../report/study.rst",
+            category="beyond the paper",
+            subcategory="{experiment}",
+        ),
+        table_md=f"{RESULTS}/{{experiment}}/report/study.md",
+        figure=report(
+            f"{RESULTS}/{{experiment}}/report/study.png",
+            caption="../report/study.rst",
+            category="beyond the paper",
+            subcategory="{experiment}",
+        ),
+    log:
+        f"{LOGS}/report/{{experiment}}.study.log",
+    localrule: True
+    conda:
+        "../envs/suite.yaml"
+    params:
+        spec=lambda w: json.dumps(experiments()[w.experiment]),
+        seeds=lambda w: ",".join(map(str, seeds_of(w.experiment))),
+        reference=study_reference_args,
+        results=lambda w, output: str(Path(output.table).parents[2]),
+    shell:
+        "python -m scalebio study --experiment {wildcards.experiment} --spec {params.spec:q} "
+        "--results {params.results} --data {input.data} --seeds {params.seeds} {params.reference} > {log} 2>&1"
+
+
 rule report_summary:
     input:
         [f"{RESULTS}/{exp}/report/downstream.csv" for exp in experiments()],

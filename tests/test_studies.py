@@ -1,0 +1,83 @@
+"""Beyond-the-paper studies (``experiments.<e>.study``): the stability table's SD, Spearman and collapse verdicts,
+and the online/clusters comparison's paired difference and purity, on run folders with known answers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from scalebio.common.selection import MethodInputs, write_selection
+from scalebio.report.studies import study_report
+
+NAMES = ["noise000", "noise025", "noise050", "noise075", "noise100"]
+
+
+def _run(results, data_dir, experiment, method, seed, weights, testloss):
+    rd = results / experiment / "tiny" / method / f"s{seed}"
+    write_selection(MethodInputs(str(data_dir), "m", str(rd), budget=10, seed=seed), method, weights=weights,
+                    wall_time_s=1.0, tokens=10)  # fmt: skip
+    ev = rd / "eval" / "testloss"
+    ev.mkdir(parents=True)
+    ev.joinpath("summary.json").write_text(json.dumps(
+        {"metric": "test_loss", "value": testloss, "n": 8, "grader": "g", "higher_is_better": False}))  # fmt: skip
+
+
+def _rows(path):
+    with open(path) as f:
+        return {r["method"]: r for r in csv.DictReader(f)}
+
+
+def test_stability_table_measures_spread_ordering_and_collapse(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    steady = dict(zip(NAMES, [0.4, 0.25, 0.2, 0.1, 0.05]))  # the same falling weights every seed
+    for seed in range(3):
+        _run(results, denoise_data_dir, "stab", "scalebio", seed, steady, 4.0)
+        one_hot = dict.fromkeys(NAMES, 0.0) | {NAMES[seed]: 1.0}  # collapsed, on a different source each seed
+        _run(results, denoise_data_dir, "stab", "scalebio_lr10", seed, one_hot, 5.0)
+    spec = {"models": ["tiny"], "methods": ["scalebio", "scalebio_lr10"], "evals": ["testloss"],
+            "study": {"kind": "stability"}}  # fmt: skip
+    out = study_report("stab", spec, results, denoise_data_dir, [0, 1, 2])
+    rows = _rows(out / "study.csv")
+    assert (
+        float(rows["scalebio"]["max_source_sd"]) == pytest.approx(0.0, abs=1e-12)
+        and rows["scalebio"]["sd_verdict"] == "holds"
+    )
+    assert float(rows["scalebio"]["rho"]) == pytest.approx(-1.0)
+    assert rows["scalebio"]["collapse_verdict"] == "no collapse"
+    # one-hot on source 0, 1, 2 of three seeds: SD of (1, 0, 0) = 0.577 on each of those sources
+    assert float(rows["scalebio_lr10"]["max_source_sd"]) == pytest.approx(0.5774, abs=1e-4)
+    assert rows["scalebio_lr10"]["sd_verdict"] == "does not hold"
+    assert rows["scalebio_lr10"]["collapse_verdict"] == "collapsed"
+    assert float(rows["scalebio_lr10"]["testloss mean"]) == 5.0
+    assert (out / "study.png").stat().st_size > 1000 and "stability" in (out / "study.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["online", "clusters"])
+def test_comparison_pairs_seeds_with_the_reference_experiment(kind, tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    data = tmp_path / "data"
+    data.mkdir()
+    card = json.loads((denoise_data_dir / "card.json").read_text())
+    if kind == "clusters":
+        card["purity"] = {"source": 0.61, "corrupted": 0.97}
+    data.joinpath("card.json").write_text(json.dumps(card))
+    for seed, loss in enumerate([4.0, 4.3, 4.1]):
+        for method, p in (("uniform", [0.2] * 5), ("scalebio", [0.4, 0.3, 0.2, 0.1, 0.0])):
+            _run(results, denoise_data_dir, "ref", method, seed, dict(zip(NAMES, p)), loss)
+            _run(results, denoise_data_dir, "exp", method, seed, dict(zip(NAMES, p)), loss - 0.1)  # 0.1 better
+    spec = {"models": ["tiny"], "methods": ["uniform", "scalebio"], "evals": ["testloss"],
+            "study": {"kind": kind, "compare_with": "ref"}}  # fmt: skip
+    ref_spec = {k: v for k, v in spec.items() if k != "study"}
+    out = study_report("exp", spec, results, data, [0, 1, 2], ("ref", ref_spec, str(denoise_data_dir)))
+    rows = _rows(out / "study.csv")
+    for method in ("uniform", "scalebio"):
+        r = rows[method]
+        assert float(r["diff"]) == pytest.approx(-0.1) and float(r["diff_low"]) == pytest.approx(-0.1)
+        assert float(r["reference mean"]) == pytest.approx(4.1333, abs=1e-3) and r["seeds"] == "3"
+    assert float(rows["scalebio"]["rho"]) == pytest.approx(-1.0)
+    md = (out / "study.md").read_text()
+    assert ("corrupted 0.970" in md) == (kind == "clusters")
+    with pytest.raises(Exception, match="compare_with"):
+        study_report("exp", spec, results, data, [0, 1, 2], None)
