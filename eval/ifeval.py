@@ -22,8 +22,8 @@ from typing import Literal
 
 from eval.common import cli_main, device_name, mean_stderr
 from eval.generation import load_generator, render_chat
-from scalebio.assets.instructions import checkers
 from scalebio.common.data import read_jsonl
+from scalebio.common.ifeval_checkers import checkers
 from scalebio.common.runtime import ConfigError, DataError, is_main, write_jsonl
 
 GRADER = "IFEval checkers (if-verifiable==0.1.2, Google's instructions.py), strict and loose"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 
+from scalebio.common.ifeval_checkers import checkers
 from scalebio.common.runtime import AssetError, ConfigError
 
 END_PHRASES = [
@@ -44,18 +45,6 @@ INSTRUCTIONS = {
 }
 EXCLUSIVE = {"detectable_format:json_format"}  # JSON output cannot carry other formatting
 ORDER = ["keywords", "head", "end", "comma", "case", "wrap"]  # rewrite order: content first, wrapping last
-
-
-def checkers():
-    """IFEval's checker registry, made deterministic (the pool builder and ``eval.ifeval`` both grade through it)."""
-    import langdetect
-    from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT  # on use: it imports `datasets` (~2 s)
-
-    # The case checkers (english_lowercase/english_capital) also require langdetect.detect(answer) == "en", and
-    # langdetect samples n-grams at random unless its factory is seeded: a short answer could pass the builder's
-    # check and fail the grader's (a flaky test, 1 run in ~6). Seeded, one answer gets one verdict everywhere.
-    langdetect.DetectorFactory.seed = 0
-    return INSTRUCTION_DICT
 
 
 def describe(instruction: str, kwargs: dict) -> str:
