@@ -37,14 +37,23 @@ def _row(model, claim, measure, est: Estimate, threshold: float, direction: str,
     }
 
 
+def noise_spearman(noise: dict[str, float], runs: list) -> Estimate:
+    """Spearman(noise rate, weight) per run, with its interval over the runs (seeds)."""
+    names = sorted(noise)
+    return t_interval([spearman([noise[n] for n in names], [r.composition.get(n, 0.0) for n in names]) for r in runs])
+
+
+def higher_is_better(groups: dict, ev: str) -> bool:
+    """Whether evaluation ``ev`` improves upwards (its summaries say; accuracy-like by default)."""
+    return next((r.evals[ev].higher_is_better for rs in groups.values() for r in rs if ev in r.evals), True)
+
+
 def weight_claims(card: dict, model: str, runs: list, sources: list[str]) -> list[dict]:
     if not runs:
         return []
     k = max(1, len(sources))
     if card.get("noise"):
-        names = sorted(card["noise"])
-        rhos = [spearman([card["noise"][n] for n in names], [r.composition.get(n, 0.0) for n in names]) for r in runs]
-        est = t_interval(rhos)
+        est = noise_spearman(card["noise"], runs)
         return [_row(model, card.get("expected"), "Spearman(noise, ScaleBiO weight)", est, -0.9 + 1e-9, "<", "≤ −0.9")]
     out = []
     for key, claim, direction in (
@@ -71,7 +80,7 @@ def downstream_claims(model: str, groups: dict, base: dict, ev: str) -> list[dic
 
     rows = []
     sb = groups.get((model, "scalebio"), [])
-    higher = next((r.evals[ev].higher_is_better for rs in groups.values() for r in rs if ev in r.evals), True)
+    higher = higher_is_better(groups, ev)
     sign = "" if higher else " (lower is better: sign flipped)"
     for b in BASELINES:
         rs = groups.get((model, b))

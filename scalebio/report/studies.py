@@ -28,11 +28,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 from scalebio.common.runtime import ConfigError, main_guard  # noqa: E402
-from scalebio.report.claims import spearman  # noqa: E402
+from scalebio.report.claims import higher_is_better, noise_spearman  # noqa: E402
 from scalebio.report.collect import collect, read_json  # noqa: E402
 from scalebio.report.compare import difference  # noqa: E402
-from scalebio.report.stats import Estimate, mean_sd, t_interval, verdict  # noqa: E402
-from scalebio.report.tables import group, pm, write_table  # noqa: E402
+from scalebio.report.stats import Estimate, mean_sd, verdict  # noqa: E402
+from scalebio.report.tables import experiment_arguments, group, pm, source_names, write_table  # noqa: E402
 
 KINDS = ("stability", "online", "clusters")
 SD_TARGET, RHO_TARGET, COLLAPSE = 0.02, -0.9, 0.8
@@ -48,8 +48,7 @@ def rho(card: dict, rs: list) -> Estimate:
     noise = card.get("noise") or {}
     if not noise or not rs or rs[0].selection["kind"] != "weights":
         return Estimate(None)
-    names = sorted(noise)
-    return t_interval([spearman([noise[n] for n in names], [r.composition.get(n, 0.0) for n in names]) for r in rs])
+    return noise_spearman(noise, rs)
 
 
 def eval_cells(rs: list, ev: str | None, prefix: str) -> dict:
@@ -172,10 +171,11 @@ def study_report(experiment: str, spec: dict, results: Path, data_dir: Path, see
     out = results / experiment / "report"
     out.mkdir(parents=True, exist_ok=True)
     card = read_json(data_dir / "card.json") or {}
-    groups = group(collect(experiment, spec, results, data_dir, seeds)[0])
+    runs = collect(experiment, spec, results, data_dir, seeds)[0]
+    groups = group(runs)
     ev = first_eval(spec)
     if kind == "stability":
-        sources = sorted(card.get("sources", {})) or sorted({s for rs in groups.values() for s in rs[0].composition})
+        sources = source_names(card, runs)
         rows = stability_rows(groups, card, sources, ev)
         cols = [
             "model",
@@ -250,24 +250,18 @@ def study_report(experiment: str, spec: dict, results: Path, data_dir: Path, see
     }[kind]
     note = (
         f"Reference: `{ref_name}` (same pool, methods and seeds). Change: {change}. Δ is paired over seeds "
-        f"(over test items with one seed). {ev}: {'lower' if not _higher(groups, ev) else 'higher'} is better."
+        f"(over test items with one seed). {ev}: {'higher' if higher_is_better(groups, ev) else 'lower'} is better."
     )
     write_table(out, "study", rows, cols, show, f"{experiment} vs {ref_name}: {ev}", note)
     plot_comparison(out / "study.png", experiment, kind, ref_name, rows, ev)
-    return out  # fmt: skip
-
-
-def _higher(groups: dict, ev: str) -> bool:
-    return next((r.evals[ev].higher_is_better for rs in groups.values() for r in rs if ev in r.evals), True)
+    return out
 
 
 @main_guard
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--experiment", required=True)
-    ap.add_argument("--spec", required=True, help="the experiment's config as JSON")
-    ap.add_argument("--results", required=True)
-    ap.add_argument("--data", required=True)
+    ap = experiment_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     ap.add_argument("--seeds", required=True, help="comma-separated seeds")
     ap.add_argument("--reference", help="compare_with: the reference experiment's name")
     ap.add_argument("--reference-spec", help="its config as JSON")

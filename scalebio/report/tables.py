@@ -155,6 +155,20 @@ def cost_rows(groups: dict) -> list[dict]:
     return rows
 
 
+def source_names(card: dict, runs) -> list[str]:
+    """The experiment's sources: as its data card lists them, else as the selections name them."""
+    return sorted(card.get("sources", {})) or sorted({s for r in runs for s in r.composition})
+
+
+def experiment_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments every per-experiment report command takes (``report``, ``study``)."""
+    ap.add_argument("--experiment", required=True)
+    ap.add_argument("--spec", required=True, help="the experiment's config as JSON")
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--data", required=True)
+    return ap
+
+
 def experiment_report(
     experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int] | None = None
 ) -> Path:
@@ -164,7 +178,7 @@ def experiment_report(
     seeds = seeds or spec.get("seeds") or [0]
     runs, base = collect(experiment, spec, results, data_dir, seeds)
     groups = group(runs)
-    sources = sorted(card.get("sources", {})) or sorted({s for r in runs for s in r.composition})
+    sources = source_names(card, runs)
     evals = list(spec.get("evals", []))
 
     w_rows = weight_rows(groups, sources)
@@ -215,11 +229,9 @@ def experiment_report(
 
 @main_guard
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--experiment", required=True)
-    ap.add_argument("--spec", required=True, help="the experiment's config as JSON")
-    ap.add_argument("--results", required=True)
-    ap.add_argument("--data", required=True)
+    ap = experiment_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     ap.add_argument("--seeds", default=None, help="comma-separated seeds of the runs (default: the spec's or 0)")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
