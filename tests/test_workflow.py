@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -178,6 +179,20 @@ def test_snakefmt_ruff_format_and_ruff_lint_are_clean():
             },
             "names 'nope', which is not under models",
         ),
+        (
+            {
+                "experiments": {
+                    "x": {
+                        "data": {"builder": "denoise"},
+                        "models": ["tiny"],
+                        "methods": ["uniform"],
+                        "budget": 3,
+                        "weights_only": ["scalebio"],
+                    }  # fmt: skip
+                }
+            },
+            "experiments.x.weights_only names ['scalebio'], which are not in its methods",
+        ),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(tmp_path, patch, message):
@@ -295,3 +310,41 @@ def test_seeds_are_a_wildcard_and_the_report_aggregates_them(tmp_path):
         assert float(row[name]) == pytest.approx(mean, abs=1e-4)
         assert float(row[f"{name}_sd"]) == pytest.approx(abs(values[0] - values[1]) / 2**0.5, abs=1e-4)
     assert row["seeds"] == "2"
+
+
+def test_selection_twins_are_found_only_where_the_selection_is_the_same_by_construction():
+    """configcheck.selection_twin on the default config: the online study's ScaleBiO runs and the stability study's
+    first three seeds are denoise's; other seeds, other options, other data (clusters) and other pools are not."""
+    from scalebio.common.configcheck import selection_twin
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    twin = functools.partial(selection_twin, cfg, model="tiny")
+    assert twin("denoise_online", method="scalebio", seed=1) == "denoise"
+    assert twin("denoise_stability", method="scalebio", seed=2) == "denoise"
+    assert twin("denoise_stability", method="scalebio", seed=3) is None  # denoise runs seeds 0-2
+    assert twin("denoise_stability", method="scalebio_decay", seed=0) is None  # other options
+    assert twin("denoise_clusters", method="scalebio", seed=0) is None  # sources found by k-means
+    assert twin("multilingual", method="scalebio", seed=0) is None  # another pool
+    assert twin("denoise", method="scalebio", seed=0) is None  # the first never points at a later one
+    cfg["experiments"]["denoise_online"]["budget"] = 120
+    assert twin("denoise_online", method="scalebio", seed=1) is None  # another budget
+
+
+def test_a_twin_selection_is_copied_not_recomputed(tmp_path):
+    """Two experiments with the same pool and ScaleBiO options: the second's select job copies the first's
+    selection (its log says so and names it), and the copy is byte-identical."""
+    cfg = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    first = cfg["experiments"]["denoise"] | {"methods": ["scalebio"], "evals": ["testloss"]}
+    cfg["experiments"] = {"first": first, "second": first | {"sft": {"sampling": "online"}}}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "twin.yaml").write_text(yaml.safe_dump(cfg | {"results_dir": "results/twin"}))
+    for name in ("Snakefile", "workflow"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    targets = [f"results/twin/{e}/tiny/scalebio/s0/selection.json" for e in ("first", "second")]
+    r = run([BIN / "snakemake", *targets, "--cores", "all", "--configfile", "config/twin.yaml"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    a, b = (tmp_path / t for t in targets)
+    assert a.read_bytes() == b.read_bytes()
+    log = (tmp_path / "results/twin/logs/select/second/tiny/scalebio/s0.log").read_text()
+    assert "reused from results/twin/first/tiny/scalebio/s0" in log
+    assert "reused" not in (tmp_path / "results/twin/logs/select/first/tiny/scalebio/s0.log").read_text()

@@ -52,6 +52,28 @@ def method_module_name(config: dict, method: str) -> str:
     return (config.get("methods", {}).get(method) or {}).get("module", "")
 
 
+def selection_twin(config: dict, experiment: str, model: str, method: str, seed: int) -> str | None:
+    """An earlier experiment whose selection for (model, method, seed) is this one's by construction: the same
+    ``data`` spec, model, method module and options, budget, ``allow_repeats`` and seed. The workflow copies the
+    twin's selection instead of recomputing it (the studies on the denoising pool reuse ``denoise``'s ScaleBiO
+    runs this way; selections are deterministic on CPU, measured identical between runs)."""
+    exps = config["experiments"]
+
+    def key(e: str) -> tuple:
+        spec = exps[e]
+        return (spec["data"], spec.get("budget"), bool(spec.get("allow_repeats")),
+                method_module_name(config, method), method_options(config, e, method))  # fmt: skip
+
+    mine = key(experiment)
+    for other, spec in exps.items():
+        if other == experiment:
+            return None  # only earlier experiments: a twin never points back at a later one
+        seeds = spec.get("seeds") or config.get("seeds") or [config.get("seed", 0)]
+        if model in spec["models"] and method in spec["methods"] and int(seed) in seeds and key(other) == mine:
+            return other
+    return None
+
+
 def with_model_dtype(config: dict, model: str, opts: dict) -> dict:
     """A stage's options with the model's ``dtype`` as default."""
     dtype = config["models"][model].get("dtype")
@@ -112,6 +134,9 @@ def check(config: dict) -> list[str]:
                 errors.append(f"experiments.{exp}.evals names '{ev}', which runs evaluation '{kind}': {err}")
                 continue
             _try(errors, from_dict, opts_cls, opts, f"eval.{ev}.")
+        stray = sorted(set(e.get("weights_only") or []) - set(e["methods"]))
+        if stray:
+            errors.append(f"experiments.{exp}.weights_only names {stray}, which are not in its methods {e['methods']}")
         study = e.get("study") or {}
         if study.get("kind") in ("online", "clusters"):
             ref = study.get("compare_with")

@@ -1,5 +1,6 @@
 # Config validation and the small input functions every stage uses.
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -141,12 +142,55 @@ def method_options(experiment, method):
     return configcheck.method_options(config, experiment, method)
 
 
+def twin_selection(wildcards):
+    """The selection.json of an earlier experiment's identical run ([] if none; configcheck.selection_twin)."""
+    twin = configcheck.selection_twin(
+        config, wildcards.experiment, wildcards.model, wildcards.method, wildcards.seed
+    )
+    if twin is None:
+        return []
+    return [
+        f"{run_dir(twin, wildcards.model, wildcards.method, wildcards.seed)}/selection.json"
+    ]
+
+
+def select_command(w, input, output):
+    """The select job's command: ``scalebio select`` under the job's launcher, or, for a run with a twin, a copy
+    of the twin's run files (selection.json last, through a temporary name)."""
+    twin = [input.twin] if isinstance(input.twin, str) else list(input.twin)
+    out = os.path.dirname(output)
+    if twin:
+        src = os.path.dirname(twin[0])
+        return (  # in braces: the rule's "> {log}" then takes every line of the copy
+            f"{{ find {src} -maxdepth 1 -type f ! -name selection.json -exec cp -p {{}} {out}/ \\; && "
+            f"cp -p {src}/selection.json {output}.tmp && mv {output}.tmp {output} && "
+            f"echo 'selection reused from {src}: same data, model, method options, budget and seed'; }}"
+        )
+    e = experiments()[w.experiment]
+    return " ".join(
+        [
+            job_launch("select", w.experiment, w.method).command,
+            f"-m scalebio select --method {w.method}",
+            f"--module={shlex.quote(method_module(w.method))}",
+            f"--data {input.data} --model {model_dir(w.model)} --out {out}",
+            f"--budget {e['budget']} --seed {w.seed}",
+            f"--options {shlex.quote(json.dumps(method_options(w.experiment, w.method)))}",
+            "--allow-repeats" if e.get("allow_repeats") else "",
+        ]
+    ).rstrip()
+
+
 def method_module(method):
     return configcheck.method_module_name(config, method)
 
 
 def with_model_dtype(model, opts):
     return configcheck.with_model_dtype(config, model, opts)
+
+
+def weights_only(experiment):
+    """Methods whose runs stop at selection.json (``experiments.<e>.weights_only``)."""
+    return experiments()[experiment].get("weights_only") or []
 
 
 def evals_of(experiment):
@@ -166,7 +210,10 @@ def report_inputs(experiment):
             for s in seeds_of(experiment):
                 rd = run_dir(experiment, m, meth, s)
                 out.append(f"{rd}/selection.json")
-                out += [f"{rd}/eval/{ev}/summary.json" for ev in evals_of(experiment)]
+                if meth not in weights_only(experiment):
+                    out += [
+                        f"{rd}/eval/{ev}/summary.json" for ev in evals_of(experiment)
+                    ]
     return out
 
 
@@ -203,7 +250,8 @@ def all_targets():
     for exp, e in experiments().items():
         for m in e["models"]:
             for meth in e["methods"]:
-                out += [f"{run_dir(exp, m, meth, s)}/model" for s in seeds_of(exp)]
+                if meth not in weights_only(exp):
+                    out += [f"{run_dir(exp, m, meth, s)}/model" for s in seeds_of(exp)]
         out += report_inputs(exp)
         out.append(f"{RESULTS}/{exp}/report/claims.csv")
         if study_of(exp):

@@ -5,6 +5,7 @@ rule select:
     input:
         data=f"{RESULTS}/{{experiment}}/data",
         model=model_input,
+        twin=twin_selection,
     output:
         f"{RESULTS}/{{experiment}}/{{model}}/{{method}}/s{{seed}}/selection.json",
     log:
@@ -17,17 +18,7 @@ rule select:
     resources:
         gpu=lambda w: job_launch("select", w.experiment, w.method).gpus,
     params:
-        model=lambda w: model_dir(w.model),
-        budget=lambda w: experiments()[w.experiment]["budget"],
-        options=lambda w: json.dumps(method_options(w.experiment, w.method)),
-        module=lambda w: method_module(w.method),
-        repeats=lambda w: (
-            "--allow-repeats"
-            if experiments()[w.experiment].get("allow_repeats")
-            else ""
-        ),
-        launch=lambda w: job_launch("select", w.experiment, w.method).command,
+        # A twin's selection (configcheck.selection_twin) is copied: same inputs, same result, no recomputation.
+        command=lambda w, input, output: select_command(w, input, output[0]),
     shell:
-        "{params.launch} -m scalebio select --method {wildcards.method} --module={params.module:q} "
-        "--data {input.data} --model {params.model} --out $(dirname {output}) "
-        "--budget {params.budget} --seed {wildcards.seed} --options {params.options:q} {params.repeats} > {log} 2>&1"
+        "{params.command} > {log} 2>&1"
