@@ -6,7 +6,8 @@ The cheapest downstream measure and the only informative one for the random-init
 (whose generations cannot be graded): a model fine-tuned on cleaner / more target-like data reaches a
 lower loss on the clean, target-domain test set. Per-example losses use the same code as training
 (``scalebio.common.modeling.per_example_loss``: mean over response tokens, chat template, response masking).
-Lower is better; the summary also gives the perplexity exp(loss).
+Lower is better; the summary also gives the perplexity exp(loss), and, where test rows carry a ``target``
+(several objectives), the loss on each target's rows (``by_target``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from eval.common import cli_main, load_eval_model, mean_stderr
-from scalebio.common.data import collate, load_split
+from scalebio.common.data import collate, load_split, read_jsonl
 from scalebio.common.modeling import per_example_loss
 from scalebio.common.runtime import ConfigError, write_jsonl
 
@@ -43,7 +44,9 @@ class Options:
 
 def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
     model, tok = load_eval_model(model_path, dtype=opts.dtype)
-    examples = load_split(Path(data_dir) / "test.jsonl", tok, opts.max_length, what="test set")
+    test_file = Path(data_dir) / "test.jsonl"
+    examples = load_split(test_file, tok, opts.max_length, what="test set")
+    target = {r["id"]: r["target"] for r in read_jsonl(test_file) if r.get("target")}  # several targets
     if opts.limit:
         examples = examples[: opts.limit]
     device = next(model.parameters()).device
@@ -57,9 +60,15 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
                 if nt > 0:
                     losses.append(lo)
                 rows.append({"id": ex["id"], "loss": lo, "response_tokens": nt})
+                if ex["id"] in target:
+                    rows[-1]["target"] = target[ex["id"]]
     write_jsonl(out / "losses.jsonl", rows)
     mean, stderr = mean_stderr(losses)
     log.info("test loss %.4f over %d examples", mean, len(losses))
+    by_target = {}  # the loss on each target's own test rows (several objectives)
+    for name in sorted(set(target.values())):
+        m, se = mean_stderr([r["loss"] for r in rows if r.get("target") == name and r["response_tokens"] > 0])
+        by_target[name] = {"value": m, "stderr": se}
     return {
         "metric": "test_loss",
         "value": mean,
@@ -70,6 +79,7 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
         "protocol": "mean response-token cross-entropy on the experiment's test.jsonl (chat template, response-only)",
         "grader": "scalebio.common.modeling.per_example_loss",
         "comparable_to_paper": False,
+        **({"by_target": by_target} if by_target else {}),
     }
 
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from scalebio import distributed
 from scalebio.common.config import as_dict
-from scalebio.common.data import collate, load_sources, load_split
+from scalebio.common.data import collate, load_sources, load_split, read_jsonl
 from scalebio.common.modeling import check_tokenizer_matches, load_model, load_tokenizer
 from scalebio.common.runtime import (
     ConfigError,
@@ -40,6 +40,7 @@ from scalebio.common.runtime import (
 )
 from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
+from scalebio.objectives import Objectives, ObjectivesConfig
 from scalebio.sampling import CycleSampler, IIDSampler
 from scalebio.weights import SourceWeights, WeightAverage
 
@@ -86,6 +87,11 @@ class ScaleBiOConfig:
     """AdamW decoupled weight decay of u and w (official: 5e-4)."""
     theta_weight_decay: float = 0.01
     """AdamW weight decay of θ (torch default 0.01, as in the official code)."""
+    objectives: ObjectivesConfig | None = None
+    """Beyond the paper (scalebio/objectives.py): several validation targets. The validation rows are grouped by
+    their ``target`` field (the multilingual builder writes it for ``target: [a, b]``) into V_1..V_J, and
+    L1 = Σ_j c_j L1_{V_j}, c fixed (``rule: weighted``) or the softmax of the losses (``worst_case``).
+    None: one pooled validation set (the paper)."""
     lisa: LisaConfig = field(default_factory=LisaConfig)
     """Randomized block-coordinate updates of u and w (METHOD.md §7): ``{n_layers: 4, interval: 20}`` is the official
     LISA script; n_layers 0 (default, the official math script) trains every block."""
@@ -198,10 +204,11 @@ def save_checkpoint(
     run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, tokens: int = 0, clipped: dict | None = None,
     average: dict | None = None,
 ) -> None:  # fmt: skip
-    """The latest resumable state (both models, θ, the three optimizers, RNGs, clip counts, the average of p);
-    older ones are removed."""
+    """The latest resumable state (both models, θ, the three optimizers, RNGs, clip counts, the average of p, the
+    last validation losses of several objectives); older ones are removed."""
     state = {
         "step": step,
+        "objectives_last": mm.objectives.last if mm.objectives else None,  # worst_case's next coefficients
         "tokens": tokens,
         "clipped": dict(clipped or {}),
         "average": average,
@@ -236,9 +243,26 @@ def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, 
     with torch.no_grad():
         mm.weights.theta.copy_(state["theta"])
     mm.opt_theta.load_state_dict(state["opt_theta"])
+    if mm.objectives is not None:
+        mm.objectives.last = state.get("objectives_last")
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
     return int(state["step"]), int(state.get("tokens", 0)), state.get("clipped", {}), state.get("average")
+
+
+def _by_target(val: list[dict], path) -> dict[str, list[dict]]:
+    """The validation examples grouped by their row's ``target`` (several objectives), sorted by name."""
+    target = {r["id"]: r.get("target") for r in read_jsonl(path)}
+    missing = sorted({ex["id"] for ex in val if target.get(ex["id"]) is None})
+    if missing:
+        raise ConfigError(
+            f"options 'objectives' need a 'target' on every validation row, and '{path}' has rows without one "
+            f"(e.g. {missing[:3]}): build the data with several targets (multilingual: target: [a, b])"
+        )
+    sets: dict[str, list[dict]] = {}
+    for ex in val:
+        sets.setdefault(target[ex["id"]], []).append(ex)
+    return dict(sorted(sets.items()))
 
 
 # ---- the run (a torchtune-style recipe: set-up, resume, loop, step-end hook) ---------------------------
@@ -286,11 +310,13 @@ class ScaleBiORecipe:
         self.dropped = {s.name: s.dropped for s in srcs if s.dropped}  # truncated to no response token
         self.train_set = [dict(ex, source=k) for k, s in enumerate(srcs) for ex in s.examples]
         val = load_split(self.validation, self.tok, cfg.max_length, loss_span=cfg.loss_span)
-        self.val_set = [dict(ex, source=0) for ex in val]
-        if cfg.micro_batch_size > min(len(self.train_set), len(self.val_set)):
+        val = [dict(ex, source=0) for ex in val]
+        self.val_sets = _by_target(val, self.validation) if cfg.objectives else {"validation": val}
+        smallest = min(len(rows) for rows in self.val_sets.values())
+        if cfg.micro_batch_size > min(len(self.train_set), smallest):
             raise ConfigError(
                 f"micro_batch_size={cfg.micro_batch_size} exceeds the pool ({len(self.train_set)}) or validation "
-                f"set ({len(self.val_set)})"
+                f"set ({smallest})"
             )
         n = len(self.train_set)
         self.inner = cfg.max_steps // cfg.num_outer_iter if cfg.max_steps else (n // cfg.global_batch_size) * cfg.epochs
@@ -303,7 +329,12 @@ class ScaleBiORecipe:
         self.warmup = int(cfg.warmup_ratio * self.total)
         self.train_sampler = IIDSampler(n, cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=1)
         val_sampler = CycleSampler if cfg.val_sampling == "cycle" else IIDSampler
-        self.val_sampler = val_sampler(len(self.val_set), cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=2)
+        # Every validation set draws a full micro-batch per micro-step from its own stream (the first: stream 2,
+        # as with one set).
+        self.val_samplers = {
+            name: val_sampler(len(rows), cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=2 + 100 * j)
+            for j, (name, rows) in enumerate(self.val_sets.items())
+        }
 
     def _setup_models(self) -> None:
         """u and w: two independent copies of the pretrained model; θ = 0; the three optimizers; LISA."""
@@ -327,7 +358,8 @@ class ScaleBiORecipe:
         for lisa, opt in zip(self.lisa, opts):
             lisa.optimizer = opt
         clip = cfg.max_grad_norm if cfg.clip_model else None
-        self.mm = Minimax(u, w, weights, *opts, alpha=cfg.alpha, max_grad_norm=clip, dist=dist)
+        objectives = Objectives(cfg.objectives, list(self.val_sets)) if cfg.objectives else None
+        self.mm = Minimax(u, w, weights, *opts, alpha=cfg.alpha, max_grad_norm=clip, dist=dist, objectives=objectives)
 
     def _resume(self) -> None:
         ckpt = _latest_checkpoint(self.run_dir) if self.cfg.resume else None
@@ -345,7 +377,8 @@ class ScaleBiORecipe:
             log.info(
                 "ScaleBiO: %d sources %s, %d train / %d val examples, %d steps (%d warm-up), %d process(es), "
                 "%d micro-steps per process of %d, LISA %s",
-                len(self.names), self.names, len(self.train_set), len(self.val_set), self.total, self.warmup,
+                len(self.names), self.names, len(self.train_set), sum(map(len, self.val_sets.values())), self.total,
+                self.warmup,
                 self.dist.world_size, self.n_micro_global // self.dist.world_size, self.cfg.micro_batch_size, lisa,
             )  # fmt: skip
 
@@ -356,7 +389,8 @@ class ScaleBiORecipe:
         def load(data, sampler):
             return [_to(collate([data[i] for i in ix], pad), self.device) for ix in sampler.indices(step, rank, world)]
 
-        return load(self.train_set, self.train_sampler), load(self.val_set, self.val_sampler)
+        val = {name: load(rows, self.val_samplers[name]) for name, rows in self.val_sets.items()}
+        return load(self.train_set, self.train_sampler), (val if self.cfg.objectives else val["validation"])
 
     def train(self) -> RunResult:
         """Run the remaining steps; returns the learned weights (the caller writes selection.json)."""
@@ -388,6 +422,7 @@ class ScaleBiORecipe:
         cfg, dist = self.cfg, self.dist
         # Tokens processed: u and w each see the training batch, w also the validation batch.
         n_tok = sum(int(b["attention_mask"].sum()) for b in train_batches) * 2
+        val_batches = [b for bs in val_batches.values() for b in bs] if isinstance(val_batches, dict) else val_batches
         n_tok += sum(int(b["attention_mask"].sum()) for b in val_batches)
         n_tok = int(dist.all_reduce_sum(torch.tensor(n_tok)))
         self.tokens_total += n_tok

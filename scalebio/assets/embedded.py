@@ -15,7 +15,8 @@ Builders (selected by ``data.builder`` in the config) write a data folder:
   off-target dialogue source; validation/test are held-out problems of the ``target`` modules.
   Expected: weight moves to the target modules.
 - ``multilingual`` (paper v1 multilingual): one source per chatterbot language, validation/test in
-  the ``target`` language. Expected: weight concentrates on the target language.
+  the ``target`` language. Expected: weight concentrates on the target language. ``target: [a, b]``: each
+  target language gives validation/test rows tagged ``target`` (several objectives, scalebio/objectives.py).
 """
 
 from __future__ import annotations
@@ -189,18 +190,32 @@ def build_math(cfg: dict, seed: int) -> dict:
     }
 
 
-def build_multilingual(cfg: dict, seed: int) -> dict:
+def _languages(cfg: dict) -> tuple[list[str], list[str]]:
+    """(languages, target languages); ``target`` is one language or a list of them (several objectives)."""
     langs = cfg.get("languages", ["english", "spanish", "portuguese", "italian", "german", "french"])
     target = cfg.get("target", "spanish")
+    targets = list(target) if isinstance(target, list) else [target]
+    stray = [t for t in targets if t not in langs]
+    if stray or not targets:
+        raise ConfigError(f"data.target {target!r} must name languages of data.languages {langs}")
+    return langs, targets
+
+
+def build_multilingual(cfg: dict, seed: int) -> dict:
+    """One source per language; validation/test from the target language. With ``target: [a, b]`` (several
+    validation objectives, scalebio/objectives.py) each target gives n_val + n_test rows, tagged ``target``."""
+    langs, targets = _languages(cfg)
     n, n_val, n_test = cfg.get("n_per_source", 80), cfg.get("n_val", 48), cfg.get("n_test", 48)
-    if target not in langs:
-        raise ConfigError(f"data.target '{target}' is not in data.languages {langs}")
+    several = isinstance(cfg.get("target"), list)
     rng = random.Random(seed)
     sources, val, test = {}, [], []
     for lang in langs:
         rows = dialogues(lang)
-        if lang == target:
-            tr, val, test = _split(rows, [n, n_val, n_test], rng, f"language '{lang}'")
+        if lang in targets:
+            tr, v, t = _split(rows, [n, n_val, n_test], rng, f"language '{lang}'")
+            tag = {"target": lang} if several else {}
+            val += [dict(r, **tag) for r in v]
+            test += [dict(r, **tag) for r in t]
         else:
             (tr,) = _split(rows, [min(n, len(rows))], rng, f"language '{lang}'")
         sources[lang] = tr
@@ -208,8 +223,8 @@ def build_multilingual(cfg: dict, seed: int) -> dict:
         "sources": sources,
         "validation": val,
         "test": test,
-        "expected": f"weight concentrates on the target language '{target}'",
-        "targets": [target],
+        "expected": f"weight concentrates on the target language{'s' if several else ''} {', '.join(targets)}",
+        "targets": targets,
     }
 
 
@@ -243,9 +258,8 @@ def pool_sizes(builder: str, cfg: dict) -> dict[str, int]:
     if builder == "instructions":
         return instructions.sizes(cfg)
     if builder == "multilingual":
-        langs = cfg.get("languages", ["english", "spanish", "portuguese", "italian", "german", "french"])
-        target = cfg.get("target", "spanish")
-        return {lang: n if lang == target else min(n, len(dialogues(lang))) for lang in langs}
+        langs, targets = _languages(cfg)
+        return {lang: n if lang in targets else min(n, len(dialogues(lang))) for lang in langs}
     raise ConfigError(f"data.builder '{builder}' is unknown; choose from {sorted(BUILDERS)}")
 
 

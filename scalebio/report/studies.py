@@ -14,6 +14,7 @@ Writes ``<results>/<experiment>/report/study.{csv,md,png}``. Kinds:
   both: the first evaluation here and there (mean ± SD) and the paired difference (over seeds; over test items
   with one seed) with its 95 % interval; Spearman(noise, p) on each side; ``clusters`` adds the clusters' purity
   (the data folder's ``card.json``).
+- ``pareto``: several validation objectives on data with two targets (``scalebio/report/pareto.py``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from scalebio.common.runtime import ConfigError, main_guard  # noqa: E402
 from scalebio.report.claims import higher_is_better, noise_spearman  # noqa: E402
 from scalebio.report.collect import collect, read_json  # noqa: E402
 from scalebio.report.compare import difference  # noqa: E402
+from scalebio.report.pareto import pareto_report  # noqa: E402
 from scalebio.report.stats import Estimate, mean_sd, verdict  # noqa: E402
 from scalebio.report.tables import experiment_arguments, group, pm, source_names, write_table  # noqa: E402
 
-KINDS = ("stability", "online", "clusters")
+KINDS = ("stability", "online", "clusters", "pareto")
 SD_TARGET, RHO_TARGET, COLLAPSE = 0.02, -0.9, 0.8
 """Targets of the stability study (issue: seed SD ≤ 0.02 per source, ρ ≤ −0.9 on average, no one-hot collapse)."""
 
@@ -174,6 +176,9 @@ def study_report(experiment: str, spec: dict, results: Path, data_dir: Path, see
     runs = collect(experiment, spec, results, data_dir, seeds)[0]
     groups = group(runs)
     ev = first_eval(spec)
+    if kind == "pareto":
+        pareto_report(out, experiment, groups, card, ev, results)
+        return out
     if kind == "stability":
         sources = source_names(card, runs)
         rows = stability_rows(groups, card, sources, ev)
