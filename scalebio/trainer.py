@@ -90,8 +90,8 @@ class ScaleBiOConfig:
     objectives: ObjectivesConfig | None = None
     """Beyond the paper (scalebio/objectives.py): several validation targets. The validation rows are grouped by
     their ``target`` field (the multilingual builder writes it for ``target: [a, b]``) into V_1..V_J, and
-    L1 = Σ_j c_j L1_{V_j}, c fixed (``rule: weighted``) or the softmax of the losses (``worst_case``).
-    None: one pooled validation set (the paper)."""
+    L1 = Σ_j c_j L1_{V_j}, c fixed (``rule: weighted``) or the softmax of the losses (``worst_case``); keys as in
+    the ``objectives`` table. None: one pooled validation set (the paper)."""
     lisa: LisaConfig = field(default_factory=LisaConfig)
     """Randomized block-coordinate updates of u and w (METHOD.md §7): ``{n_layers: 4, interval: 20}`` is the official
     LISA script; n_layers 0 (default, the official math script) trains every block."""
