@@ -52,6 +52,12 @@ def method_module_name(config: dict, method: str) -> str:
     return (config.get("methods", {}).get(method) or {}).get("module", "")
 
 
+def seeds_of(config: dict, experiment: str) -> list[int]:
+    """The experiment's seeds (``experiments.<e>.seeds``, else the top-level ``seeds``, else ``[seed]``)."""
+    e = config["experiments"][experiment]
+    return e.get("seeds") or config.get("seeds") or [config.get("seed", 0)]
+
+
 def selection_twin(config: dict, experiment: str, model: str, method: str, seed: int) -> str | None:
     """An earlier experiment whose selection for (model, method, seed) is this one's by construction: the same
     ``data`` spec, model, method module and options, budget, ``allow_repeats`` and seed. The workflow copies the
@@ -68,8 +74,12 @@ def selection_twin(config: dict, experiment: str, model: str, method: str, seed:
     for other, spec in exps.items():
         if other == experiment:
             return None  # only earlier experiments: a twin never points back at a later one
-        seeds = spec.get("seeds") or config.get("seeds") or [config.get("seed", 0)]
-        if model in spec["models"] and method in spec["methods"] and int(seed) in seeds and key(other) == mine:
+        if (
+            model in spec["models"]
+            and method in spec["methods"]
+            and int(seed) in seeds_of(config, other)
+            and key(other) == mine
+        ):
             return other
     return None
 

@@ -1,6 +1,6 @@
 """Beyond the paper: several validation objectives (``study: {kind: pareto}``, scalebio/objectives.py).
 
-The experiment's data has two targets (e.g. the multilingual builder with ``target: [spanish, french]``): its
+The experiment's data has two targets (e.g. the multilingual builder with ``target: [spanish, english]``): its
 validation and test rows carry a ``target``. Its ScaleBiO methods differ only in ``objectives`` (``weighted`` at
 several combination weights, ``worst_case``). Per method, over seeds:
 
@@ -121,7 +121,7 @@ def pareto_report(out: Path, experiment: str, groups: dict, card: dict, ev: str,
     if len(targets) != 2:
         raise ConfigError(
             f"experiments.{experiment}.study: kind 'pareto' needs data with two targets (e.g. multilingual with "
-            f"target: [spanish, french]); this data has {targets}"
+            f"target: [spanish, english]); this data has {targets}"
         )
     rows = pareto_rows(groups, targets, ev, results, experiment)
     if not rows:

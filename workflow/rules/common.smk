@@ -127,9 +127,8 @@ def model_input(wildcards):
 
 
 def seeds_of(experiment):
-    """The experiment's seeds (``experiments.<e>.seeds``, else the top-level ``seeds``, else ``[seed]``)."""
-    e = experiments()[experiment]
-    return e.get("seeds") or config.get("seeds") or [config.get("seed", 0)]
+    """The experiment's seeds (configcheck.seeds_of)."""
+    return configcheck.seeds_of(config, experiment)
 
 
 def run_dir(experiment, model, method, seed=None):
