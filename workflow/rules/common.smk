@@ -153,11 +153,17 @@ def twin_selection(wildcards):
     ]
 
 
-def select_command(w, input, output):
+def select_command(w):
     """The select job's command: ``scalebio select`` under the job's launcher, or, for a run with a twin, a copy
-    of the twin's run files (selection.json last, through a temporary name)."""
-    twin = [input.twin] if isinstance(input.twin, str) else list(input.twin)
-    out = os.path.dirname(output)
+    of the twin's run files (selection.json last, through a temporary name).
+
+    A function of the wildcards only (paths are derived from them, never taken from ``input``/``output``):
+    Snakemake records only such params, so a changed method option, budget, seed or repeat flag changes this
+    string and re-runs the job and everything after it (README "What triggers a rerun").
+    """
+    twin = twin_selection(w)
+    out = run_dir(w.experiment, w.model, w.method, w.seed)
+    output = f"{out}/selection.json"
     if twin:
         src = os.path.dirname(twin[0])
         return (  # in braces: the rule's "> {log}" then takes every line of the copy
@@ -171,9 +177,9 @@ def select_command(w, input, output):
             job_launch("select", w.experiment, w.method).command,
             f"-m scalebio select --method {w.method}",
             f"--module={shlex.quote(method_module(w.method))}",
-            f"--data {input.data} --model {model_dir(w.model)} --out {out}",
+            f"--data {RESULTS}/{w.experiment}/data --model {model_dir(w.model)} --out {out}",
             f"--budget {e['budget']} --seed {w.seed}",
-            f"--options {shlex.quote(json.dumps(method_options(w.experiment, w.method)))}",
+            f"--options {shlex.quote(json.dumps(method_options(w.experiment, w.method), sort_keys=True))}",
             "--allow-repeats" if e.get("allow_repeats") else "",
         ]
     ).rstrip()

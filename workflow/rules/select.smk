@@ -19,6 +19,7 @@ rule select:
         gpu=lambda w: job_launch("select", w.experiment, w.method).gpus,
     params:
         # A twin's selection (configcheck.selection_twin) is copied: same inputs, same result, no recomputation.
-        command=lambda w, input, output: select_command(w, input, output[0]),
+        # Wildcards only: Snakemake tracks this string, so changed options or budget re-run the job.
+        command=select_command,
     shell:
         "{params.command} > {log} 2>&1"
