@@ -43,6 +43,7 @@ def select(inputs: MethodInputs, prefix: str = "methods.scalebio.") -> Path:
                 "steps": result.steps,
                 "dropped_truncated": result.dropped,
                 "clip_fraction": result.clip_fraction,
+                "movement": result.movement,  # Σ η_θ, largest log-ratio, change over the last 10 % (METHOD.md §17)
                 # stabilize on: weights = the averaged p; the last step's p (official read-out) beside it
                 **({"raw_weights": result.raw_weights} if cfg.stabilize != "none" else {}),
             },

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError
 
 RULES = ("weighted", "worst_case")
@@ -86,3 +87,18 @@ class Objectives:
             return sum(c[n] * losses[n] for n in self.names)
         top = max(losses[n] for n in self.names)
         return top + self.cfg.temperature * math.log(sum(self._shifted_exp(losses).values()))
+
+
+def group_by_target(val: list[dict], path) -> dict[str, list[dict]]:
+    """The validation examples grouped by their row's ``target`` (several objectives), sorted by name."""
+    target = {r["id"]: r.get("target") for r in read_jsonl(path)}
+    missing = sorted({ex["id"] for ex in val if target.get(ex["id"]) is None})
+    if missing:
+        raise ConfigError(
+            f"options 'objectives' need a 'target' on every validation row, and '{path}' has rows without one "
+            f"(e.g. {missing[:3]}): build the data with several targets (multilingual: target: [a, b])"
+        )
+    sets: dict[str, list[dict]] = {}
+    for ex in val:
+        sets.setdefault(target[ex["id"]], []).append(ex)
+    return dict(sorted(sets.items()))

@@ -12,9 +12,10 @@ batches are i.i.d. too or, with ``val_sampling: cycle``, slices of shuffled pass
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-import random
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from scalebio import distributed
+from scalebio.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
 from scalebio.common.config import as_dict
 from scalebio.common.data import collate, load_sources, load_split, read_jsonl
 from scalebio.common.modeling import check_tokenizer_matches, load_model, load_tokenizer
@@ -40,11 +42,12 @@ from scalebio.common.runtime import (
 )
 from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
-from scalebio.objectives import Objectives, ObjectivesConfig
+from scalebio.objectives import Objectives, ObjectivesConfig, group_by_target
 from scalebio.sampling import CycleSampler, IIDSampler
-from scalebio.weights import SourceWeights, WeightAverage
+from scalebio.weights import SourceWeights, WeightAverage, movement_summary
 
 log = logging.getLogger("scalebio")
+OFFICIAL_LR_THETA = 1e-2  # run_scalebio.sh --lambda_lr (METHOD.md §9)
 
 
 @dataclass
@@ -55,8 +58,14 @@ class ScaleBiOConfig:
     """Initial learning rate of u (official: 1e-5; 2e-6 with LISA)."""
     lr_w: float = 1e-5
     """Initial learning rate of w (official: 1e-5; 2e-6 with LISA)."""
-    lr_theta: float = 1e-2
-    """Initial learning rate of θ, the source-weight logits (official: 1e-2). The sensitive knob: each logit moves at most ~lr_theta per step."""
+    lr_theta: float | None = None
+    """Initial learning rate of θ, the source-weight logits (official: 1e-2, used when neither this nor
+    ``theta_movement`` is set). The sensitive knob: each logit moves at most ~lr_theta per step."""
+    theta_movement: float | None = None
+    """The movement budget Σ_t η_θ(t) (METHOD.md §17): lr_theta is set so that θ's learning rates sum to this over
+    the run's schedule. A logit moves at most about this far, so it bounds how far p can leave uniform, whatever
+    the step count (official math run: 1e-2 over 234 steps of 3 % warm-up + cosine ≈ 1.17). Not together with
+    ``lr_theta``."""
     alpha: float = 100.0
     """α, the penalty weight on L2(w)−L2(u) (official: 100). The validation pull on w has relative weight ~1/α."""
     tau: float = 1.0
@@ -123,9 +132,15 @@ class ScaleBiOConfig:
     """Show a tqdm progress bar with ETA."""
 
     def validate(self) -> None:
-        for name in ("lr_u", "lr_w", "lr_theta", "alpha", "tau", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"option '{name}' must be > 0, got {getattr(self, name)}")
+        for name in ("lr_u", "lr_w", "lr_theta", "theta_movement", "alpha", "tau", "max_grad_norm"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):  # NaN and inf fail too
+                raise ConfigError(f"option '{name}' must be a finite number > 0, got {value}")
+        if self.lr_theta is not None and self.theta_movement is not None:
+            raise ConfigError(
+                f"options 'lr_theta' ({self.lr_theta}) and 'theta_movement' ({self.theta_movement}) both set θ's "
+                "learning rate; set one of them"
+            )
         for name in ("num_outer_iter", "epochs", "global_batch_size", "micro_batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"option '{name}' must be >= 1, got {getattr(self, name)}")
@@ -143,7 +158,15 @@ class ScaleBiOConfig:
             raise ConfigError(f"option 'device' must be auto, cpu or cuda, got '{self.device}'")
 
     # ---- what the config builds --------------------------------------------------------------------
-    def build_optimizers(self, u: nn.Module, w: nn.Module, weights: SourceWeights, fused: bool | None = None):
+    def theta_learning_rate(self, schedule_sum: float) -> float:
+        """η_θ's initial value: ``lr_theta``, or ``theta_movement`` spread over the schedule (Σ of its factors)."""
+        if self.theta_movement is not None:
+            return self.theta_movement / schedule_sum
+        return OFFICIAL_LR_THETA if self.lr_theta is None else self.lr_theta
+
+    def build_optimizers(
+        self, u: nn.Module, w: nn.Module, weights: SourceWeights, fused: bool | None = None, lr_theta: float = None
+    ):
         """The three AdamW optimizers of METHOD.md §6 (θ: torch defaults, betas (0.9, 0.999), eps 1e-8).
 
         Every parameter is registered, frozen or not: AdamW skips parameters whose ``grad`` is None, which is
@@ -153,7 +176,8 @@ class ScaleBiOConfig:
         wd = self.weight_decay
         opt_u = torch.optim.AdamW(u.parameters(), lr=self.lr_u, weight_decay=wd, maximize=True, fused=fused)
         opt_w = torch.optim.AdamW(w.parameters(), lr=self.lr_w, weight_decay=wd, fused=fused)
-        opt_theta = torch.optim.AdamW([weights.theta], lr=self.lr_theta, weight_decay=self.theta_weight_decay)
+        lr_theta = self.theta_learning_rate(1.0) if lr_theta is None else lr_theta
+        opt_theta = torch.optim.AdamW([weights.theta], lr=lr_theta, weight_decay=self.theta_weight_decay)
         for opt in (opt_u, opt_w, opt_theta):
             for g in opt.param_groups:
                 g["base_lr"] = g["lr"]  # the schedule multiplies this (§6: same shape, own initial value)
@@ -180,89 +204,13 @@ class RunResult:
     """Fraction of steps in which ‖∇u‖ (``u``) and ‖∇w‖ (``w``) were clipped."""
     raw_weights: dict[str, float] = field(default_factory=dict)
     """The last step's p (the official read-out); ``weights`` differs from it only when ``stabilize`` is on."""
+    movement: dict = field(default_factory=dict)
+    """Σ η_θ, the final largest log-ratio and the change of p over the last 10 % of steps
+    (``scalebio.weights.movement_summary``; main process only)."""
 
 
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
-
-
-# ---- checkpoints ---------------------------------------------------------------------------------
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted((run_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    ckpts = [c for c in ckpts if (c / "state.pt").exists()]
-    return ckpts[-1] if ckpts else None
-
-
-def _truncate_metrics(path: Path, upto_step: int) -> None:
-    """Drop rows a killed run wrote after its last checkpoint (rows carry 1-based steps)."""
-    if path.exists():
-        rows = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= upto_step]
-        path.write_text("".join(r + "\n" for r in rows))
-
-
-def save_checkpoint(
-    run_dir: Path, step: int, mm: Minimax, dist, cfg_hash: str, tokens: int = 0, clipped: dict | None = None,
-    average: dict | None = None,
-) -> None:  # fmt: skip
-    """The latest resumable state (both models, θ, the three optimizers, RNGs, clip counts, the average of p, the
-    last validation losses of several objectives); older ones are removed."""
-    state = {
-        "step": step,
-        "objectives_last": mm.objectives.last if mm.objectives else None,  # worst_case's next coefficients
-        "tokens": tokens,
-        "clipped": dict(clipped or {}),
-        "average": average,
-        "config_hash": cfg_hash,
-        "u": dist.full_model_state(mm.u),
-        "w": dist.full_model_state(mm.w),
-        "theta": mm.weights.theta.detach().cpu().clone(),
-        "opt_u": dist.full_optim_state(mm.u, mm.opt_u),
-        "opt_w": dist.full_optim_state(mm.w, mm.opt_w),
-        "opt_theta": mm.opt_theta.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-    }
-    if not dist.is_main:
-        return
-    final = run_dir / "checkpoints" / f"step-{step}"
-    with atomic_dir(final) as tmp:
-        torch.save(state, tmp / "state.pt")
-    for old in (run_dir / "checkpoints").glob("step-*"):
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def load_checkpoint(path: Path, mm: Minimax, dist, cfg_hash: str) -> tuple[int, int, dict, dict | None]:
-    # weights_only=False: the file holds Python RNG state; it is this run's own checkpoint, written above.
-    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
-    if state["config_hash"] != cfg_hash:
-        raise ConfigError(
-            f"checkpoint '{path}' was written with a different config; delete '{path.parent}' or set resume=false"
-        )
-    dist.load_full_state(mm.u, mm.opt_u, state["u"], state["opt_u"])
-    dist.load_full_state(mm.w, mm.opt_w, state["w"], state["opt_w"])
-    with torch.no_grad():
-        mm.weights.theta.copy_(state["theta"])
-    mm.opt_theta.load_state_dict(state["opt_theta"])
-    if mm.objectives is not None:
-        mm.objectives.last = state.get("objectives_last")
-    torch.set_rng_state(state["rng"]["torch"])
-    random.setstate(state["rng"]["python"])
-    return int(state["step"]), int(state.get("tokens", 0)), state.get("clipped", {}), state.get("average")
-
-
-def _by_target(val: list[dict], path) -> dict[str, list[dict]]:
-    """The validation examples grouped by their row's ``target`` (several objectives), sorted by name."""
-    target = {r["id"]: r.get("target") for r in read_jsonl(path)}
-    missing = sorted({ex["id"] for ex in val if target.get(ex["id"]) is None})
-    if missing:
-        raise ConfigError(
-            f"options 'objectives' need a 'target' on every validation row, and '{path}' has rows without one "
-            f"(e.g. {missing[:3]}): build the data with several targets (multilingual: target: [a, b])"
-        )
-    sets: dict[str, list[dict]] = {}
-    for ex in val:
-        sets.setdefault(target[ex["id"]], []).append(ex)
-    return dict(sorted(sets.items()))
 
 
 # ---- the run (a torchtune-style recipe: set-up, resume, loop, step-end hook) ---------------------------
@@ -311,7 +259,7 @@ class ScaleBiORecipe:
         self.train_set = [dict(ex, source=k) for k, s in enumerate(srcs) for ex in s.examples]
         val = load_split(self.validation, self.tok, cfg.max_length, loss_span=cfg.loss_span)
         val = [dict(ex, source=0) for ex in val]
-        self.val_sets = _by_target(val, self.validation) if cfg.objectives else {"validation": val}
+        self.val_sets = group_by_target(val, self.validation) if cfg.objectives else {"validation": val}
         smallest = min(len(rows) for rows in self.val_sets.values())
         if cfg.micro_batch_size > min(len(self.train_set), smallest):
             raise ConfigError(
@@ -327,6 +275,13 @@ class ScaleBiORecipe:
             )
         self.total = self.inner * cfg.num_outer_iter
         self.warmup = int(cfg.warmup_ratio * self.total)
+        # Every step's learning-rate factor (cosine with warm-up, × τ^(−i) in outer iteration i), known up front
+        # so that theta_movement can set η_θ and the metrics can log Σ η_θ so far.
+        self.lr_factors = [
+            cosine_with_warmup(t, self.total, self.warmup) * cfg.tau ** (-(t // self.inner)) for t in range(self.total)
+        ]
+        self.lr_factor_sums = list(itertools.accumulate(self.lr_factors))
+        self.lr_theta = cfg.theta_learning_rate(self.lr_factor_sums[-1])
         self.train_sampler = IIDSampler(n, cfg.micro_batch_size, self.n_micro_global, cfg.seed, stream=1)
         val_sampler = CycleSampler if cfg.val_sampling == "cycle" else IIDSampler
         # Every validation set draws a full micro-batch per micro-step from its own stream (the first: stream 2,
@@ -354,7 +309,7 @@ class ScaleBiORecipe:
             self.lisa = [LISA(u, None, cfg.lisa, cfg.seed, "u"), LISA(w, None, cfg.lisa, cfg.seed, w_stream)]
         if dist.strategy == "fsdp" and dist.enabled:
             u, w = distributed.wrap_fsdp(u, device), distributed.wrap_fsdp(w, device)
-        opts = cfg.build_optimizers(u, w, weights)
+        opts = cfg.build_optimizers(u, w, weights, lr_theta=self.lr_theta)
         for lisa, opt in zip(self.lisa, opts):
             lisa.optimizer = opt
         clip = cfg.max_grad_norm if cfg.clip_model else None
@@ -362,7 +317,7 @@ class ScaleBiORecipe:
         self.mm = Minimax(u, w, weights, *opts, alpha=cfg.alpha, max_grad_norm=clip, dist=dist, objectives=objectives)
 
     def _resume(self) -> None:
-        ckpt = _latest_checkpoint(self.run_dir) if self.cfg.resume else None
+        ckpt = latest_checkpoint(self.run_dir) if self.cfg.resume else None
         if ckpt is not None:
             self.start, self.tokens_total, clipped, average = load_checkpoint(ckpt, self.mm, self.dist, self.cfg_hash)
             self.clipped.update(clipped)
@@ -372,7 +327,7 @@ class ScaleBiORecipe:
         elif self.dist.is_main and (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir / "checkpoints")
         if self.dist.is_main:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.start)
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.start)
             lisa = f"{self.cfg.lisa.n_layers} blocks / {self.cfg.lisa.interval} steps" if self.lisa else "off"
             log.info(
                 "ScaleBiO: %d sources %s, %d train / %d val examples, %d steps (%d warm-up), %d process(es), "
@@ -403,8 +358,7 @@ class ScaleBiORecipe:
                 t0 = time.time()
                 outer = step // self.inner
                 mm.alpha = cfg.alpha * cfg.tau ** (outer + 1)  # α ← α·τ at the start of each outer iteration
-                factor = cosine_with_warmup(step, self.total, self.warmup) * cfg.tau ** (-outer)
-                lrs = set_learning_rates((mm.opt_u, mm.opt_w, mm.opt_theta), factor)
+                lrs = set_learning_rates((mm.opt_u, mm.opt_w, mm.opt_theta), self.lr_factors[step])
                 for lisa in self.lisa:
                     lisa.maybe_switch(step)
                 train_batches, val_batches = self._batches(step)
@@ -440,6 +394,7 @@ class ScaleBiORecipe:
             "lr_u": lrs[0],
             "lr_w": lrs[1],
             "lr_theta": lrs[2],
+            "sum_lr_theta": self.lr_theta * self.lr_factor_sums[step],  # the movement budget spent so far
             "tokens": n_tok,
             "tokens_per_s": n_tok / max(seconds, 1e-9),
         }
@@ -505,9 +460,22 @@ class ScaleBiORecipe:
             raw,
         )
         if dist.is_main:
+            rows = read_jsonl(self.run_dir / "metrics.jsonl", add_ids=False)  # every step, resumed runs included
+            result.movement = movement_summary(
+                [[r["weights"][n] for n in weights.names] for r in rows], [r["lr_theta"] for r in rows], self.warmup
+            )
+            result.movement["lr_theta"] = self.lr_theta
             if average is not None:
                 log.info("last step's p %s; stabilize=%s hands on its average", raw, cfg.stabilize)
             log.info("final weights %s", result.weights)
+            log.info(
+                "movement: Σ η_θ = %.3f (lr_theta %.4g), largest log-ratio %.3f, Δp over the last %d steps %.4f "
+                "(Σ η_θ there %.3f); clipped u/w in %.0f%%/%.0f%% of steps",
+                result.movement["sum_lr_theta"], self.lr_theta, result.movement["max_log_ratio"],
+                result.movement["final_window_steps"], result.movement["final_window_dp"],
+                result.movement["final_window_sum_lr_theta"], 100 * result.clip_fraction["u"],
+                100 * result.clip_fraction["w"],
+            )  # fmt: skip
         dist.barrier()
         return result
 

@@ -6,6 +6,8 @@ is logged and handed downstream.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -88,3 +90,33 @@ def average_trajectory(trajectory, mode: str, start: float = 0.5, decay: float =
         avg.update(t, torch.as_tensor(p, dtype=torch.float64))
     out = avg.value()
     return list(trajectory[-1]) if out is None else out.tolist()
+
+
+# ---- how far θ could move and how far it went (METHOD.md §17) ------------------------------------------
+def movement_summary(trajectory: list[list[float]], lr_theta: list[float], warmup: int = 0) -> dict:
+    """The movement budget of a run and what it did with it, from p after steps 1..T and η_θ at steps 1..T.
+
+    Adam moves a logit by at most about η_θ per step, so Σ_t η_θ(t) bounds how far θ can travel: p stops
+    moving when the schedule ends whether or not θ has converged. ``final_window_dp`` (the largest change of a
+    weight over the last 10 % of steps) beside ``final_window_sum_lr_theta`` (the budget left in that window)
+    tells the two apart: a small change with budget left means converged, a small change with no budget left
+    means schedule-limited.
+    """
+    steps = len(trajectory)
+    if steps == 0:
+        return {}
+    k = len(trajectory[-1])
+    window = max(1, math.ceil(0.1 * steps))
+    before = trajectory[steps - window - 1] if steps > window else [1.0 / k] * k  # p_0 is uniform (θ = 0)
+    peak = max(lr_theta)
+    low = next((t + 1 for t in range(warmup, steps) if lr_theta[t] < 0.1 * peak), None)
+    final = trajectory[-1]
+    return {
+        "sum_lr_theta": float(sum(lr_theta)),
+        "max_log_ratio": float(math.log(max(final) / min(final))) if min(final) > 0 else math.inf,
+        "final_window_steps": window,
+        "final_window_dp": float(max(abs(a - b) for a, b in zip(final, before))),
+        "final_window_sum_lr_theta": float(sum(lr_theta[-window:])),
+        "lr_theta_peak": float(peak),
+        "low_lr_step": low,
+    }

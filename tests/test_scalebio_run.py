@@ -281,3 +281,62 @@ def test_cli_help_dry_run_and_errors(tiny_model_dir, denoise_data_dir, tmp_path,
     with pytest.raises(SystemExit) as e:
         main(["reweight", "--config", str(cfg), "nosuch=1"])
     assert e.value.code == 2 and "options.nosuch" in capsys.readouterr().err
+
+
+# ---- the movement budget (METHOD.md §17) -----------------------------------------------------------------
+def test_movement_summary_known_answers():
+    """Two sources, 10 steps: p moves 0.5 → 0.6 by step 9 and stays; η_θ = 0.1 then 0.001 after step 5."""
+    import math
+
+    from scalebio.weights import movement_summary
+
+    traj = [[0.5 + 0.1 * min(t, 9) / 9, 0.5 - 0.1 * min(t, 9) / 9] for t in range(1, 11)]
+    lrs = [0.1] * 5 + [0.001] * 5
+    m = movement_summary(traj, lrs, warmup=0)
+    assert m["sum_lr_theta"] == pytest.approx(0.505)
+    assert m["max_log_ratio"] == pytest.approx(math.log(0.6 / 0.4))
+    assert m["final_window_steps"] == 1  # 10 % of 10 steps
+    assert m["final_window_dp"] == pytest.approx(0.0)  # p did not change between step 9 and 10
+    assert m["final_window_sum_lr_theta"] == pytest.approx(0.001)
+    assert m["lr_theta_peak"] == 0.1 and m["low_lr_step"] == 6
+    short = movement_summary([[0.7, 0.3]], [0.5])  # one step: the window reaches back to the uniform start
+    assert short["final_window_dp"] == pytest.approx(0.2)
+
+
+def test_theta_movement_sets_the_budget_the_run_spends(tiny_model_dir, denoise_data_dir, tmp_path):
+    """theta_movement = 0.6 over 8 steps of warm-up + cosine: the logged η_θ sum to 0.6, selection.json records
+    it with the final log-ratio and clip fractions; twice the budget moves the weights further."""
+    import math
+
+    runs = {}
+    for budget in (0.6, 1.2):
+        out = tmp_path / str(budget)
+        sel = read_selection(
+            _select(denoise_data_dir, tiny_model_dir, out, **SMALL, max_steps=8, theta_movement=budget)
+        )
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert sum(r["lr_theta"] for r in rows) == pytest.approx(budget, rel=1e-9)
+        assert rows[-1]["sum_lr_theta"] == pytest.approx(budget, rel=1e-9)
+        mv = sel["movement"]
+        assert mv["sum_lr_theta"] == pytest.approx(budget, rel=1e-9)
+        p = list(sel["weights"].values())
+        assert mv["max_log_ratio"] == pytest.approx(math.log(max(p) / min(p)))
+        assert set(sel["clip_fraction"]) == {"u", "w"}
+        runs[budget] = mv["max_log_ratio"]
+    assert runs[1.2] > runs[0.6]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"lr_theta": 0.01, "theta_movement": 1.0}, "both set θ's learning rate; set one of them"),
+        ({"lr_theta": float("inf")}, "option 'lr_theta' must be a finite number > 0, got inf"),
+        ({"theta_movement": -1.0}, "option 'theta_movement' must be a finite number > 0, got -1.0"),
+    ],
+)
+def test_theta_learning_rate_options_are_checked(options, message):
+    from scalebio.common.config import from_dict
+    from scalebio.common.runtime import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        from_dict(ScaleBiOConfig, options)
