@@ -20,6 +20,7 @@ import torch
 from scalebio.common.config import as_dict, describe, from_dict, parse_json_object
 from scalebio.common.modeling import check_tokenizer_matches, default_device, load_model, load_tokenizer
 from scalebio.common.runtime import (
+    ConfigError,
     atomic_write_json,
     is_main,
     local_rank,
@@ -42,6 +43,19 @@ def load_eval_model(path: str | os.PathLike, dtype: str = "float32", device=None
     # load_model disables the cache (training default); generation needs it.
     model.config.use_cache = True
     return model, tokenizer
+
+
+def heldout_file(data_dir: str | os.PathLike | None, evaluation: str) -> Path:
+    """The data folder's held-out split: ``test.jsonl``, or ``tune.jsonl`` in a folder built for the tuning
+    protocol (``data.heldout: tune``). A folder holds one of them, so which one is read is decided by how the data
+    was built, never by an evaluation option: a tuning run cannot reach the test set."""
+    if data_dir is None:
+        raise ConfigError(f"eval.{evaluation} needs --data (a data folder with test.jsonl or tune.jsonl)")
+    found = [Path(data_dir) / f"{s}.jsonl" for s in ("test", "tune") if (Path(data_dir) / f"{s}.jsonl").exists()]
+    if len(found) != 1:
+        what = "neither test.jsonl nor tune.jsonl" if not found else "both test.jsonl and tune.jsonl"
+        raise ConfigError(f"eval.{evaluation}: data folder '{data_dir}' has {what}; rebuild it (data.heldout)")
+    return found[0]
 
 
 def options_help(cls) -> str:

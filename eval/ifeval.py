@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from eval.common import cli_main, device_name, mean_stderr
+from eval.common import cli_main, device_name, heldout_file, mean_stderr
 from eval.generation import load_generator, render_chat
 from scalebio.common.data import read_jsonl
 from scalebio.common.ifeval_checkers import checkers
@@ -68,9 +68,7 @@ def check(response: str, prompt: str, instructions: list[str], kwargs: list[dict
 
 
 def load_test(data_dir: str | None, limit: int | None) -> list[dict]:
-    if data_dir is None:
-        raise ConfigError("eval.ifeval needs --data (a data folder whose test.jsonl has IFEval instructions)")
-    path = Path(data_dir) / "test.jsonl"
+    path = heldout_file(data_dir, "ifeval")  # test.jsonl (tune.jsonl in a tuning run's folder)
     rows = read_jsonl(path, required=("prompt", "instruction_id_list", "kwargs"), what="IFEval test record")
     return rows[:limit] if limit else rows
 
@@ -109,7 +107,8 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
         "instruction_level_strict_acc": mean_stderr([float(x) for x in strict_inst])[0],
         "prompt_level_loose_acc": mean_stderr([float(all(r["loose"])) for r in records])[0],
         "instruction_level_loose_acc": mean_stderr([float(x) for x in loose_inst])[0],
-        "protocol": f"IFEval-style verifiable instructions on the experiment's test.jsonl, chat template, greedy, "
+        "heldout": heldout_file(data_dir, "ifeval").name,
+        "protocol": f"IFEval-style verifiable instructions on the experiment's held-out split, chat template, greedy, "
         f"max_new_tokens={opts.max_new_tokens}, {gen.backend} generation",
         "grader": GRADER,
         "comparable_to_paper": False,

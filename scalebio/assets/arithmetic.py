@@ -95,6 +95,7 @@ def build(cfg: dict, seed: int, dialogues) -> dict:
     val = problems("word_add", n_val, rng, taken)
     test = problems("word_add", n_test, rng, taken)
     pool = {name: problems(name, n, rng, taken) for name in sources}
+    tune = problems("word_add", cfg.get("n_tune", 0), rng, taken)  # drawn last: nothing above depends on it
     for lang in cfg.get("dialogue_sources", ["english"]):
         chats = dialogues(lang)
         if len(chats) < n:
@@ -104,6 +105,7 @@ def build(cfg: dict, seed: int, dialogues) -> dict:
         "sources": pool,
         "validation": val,
         "test": test,
+        "tune": tune,
         "expected": "weight moves to the clean target source word_add (and away from word_add_wrong)",
         "targets": ["word_add"],
         "harmful": ["word_add_wrong"] if "word_add_wrong" in sources else [],

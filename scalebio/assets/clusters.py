@@ -172,7 +172,7 @@ def build_clusters(pool_dir, out_dir, model_path, cfg: ClustersConfig, seed: int
     with atomic_dir(out_dir) as tmp:
         for n, rows in members.items():
             write_jsonl(tmp / "sources" / f"{n}.jsonl", [dict(r, id=f"{n}-{i}") for i, r in enumerate(rows)])
-        for split in ("validation.jsonl", "test.jsonl"):
+        for split in ("validation.jsonl", "test.jsonl", "tune.jsonl"):  # the pool's one held-out split
             if (pool_dir / split).exists():
                 (tmp / split).write_bytes((pool_dir / split).read_bytes())
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")

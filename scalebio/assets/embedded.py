@@ -141,9 +141,16 @@ def build_denoise(cfg: dict, seed: int) -> dict:
         raise ConfigError(f"data.options.response must be 'boxed' or 'bare', got '{response}'")
     total = n * len(noise) + n_val + n_test
     per = -(-total // len(modules))
-    rows = [r for i, m in enumerate(modules) for r in math_problems(m, per, seed + i, short)]
+    n_tune = cfg.get("n_tune", 0)
+    per_tune = -(-n_tune // len(modules))
+    # The tuning rows are drawn after every other problem of each module's stream (the generator is
+    # sequential and never repeats a problem), so the pool, validation and test sets do not depend on n_tune.
+    drawn = [math_problems(m, per + per_tune, seed + i, short) for i, m in enumerate(modules)]
+    rows = [r for d in drawn for r in d[:per]]
+    tune = [r for d in drawn for r in d[per:]][:n_tune]
     if response == "bare":  # just the answer ("-5"): 1-3-token responses with max_answer_chars 3
         rows = [dict(r, response=r["answer"]) for r in rows]
+        tune = [dict(r, response=r["answer"]) for r in tune]
     rng = random.Random(seed)
     parts = _split(rows, [n] * len(noise) + [n_val, n_test], rng, "denoise")
     sources = {}
@@ -157,6 +164,7 @@ def build_denoise(cfg: dict, seed: int) -> dict:
         "sources": sources,
         "validation": [dict(r, corrupted=False) for r in parts[-2]],
         "test": [dict(r, corrupted=False) for r in parts[-1]],
+        "tune": [dict(r, corrupted=False) for r in tune],
         "expected": "weights fall as the noise rate rises",
         "targets": [min(sources)],
         "noise": {f"noise{int(round(rate * 100)):03d}": rate for rate in noise},
@@ -206,16 +214,19 @@ def build_multilingual(cfg: dict, seed: int) -> dict:
     validation objectives, scalebio/objectives.py) each target gives n_val + n_test rows, tagged ``target``."""
     langs, targets = _languages(cfg)
     n, n_val, n_test = cfg.get("n_per_source", 80), cfg.get("n_val", 48), cfg.get("n_test", 48)
+    n_tune = cfg.get("n_tune", 0)
     several = isinstance(cfg.get("target"), list)
     rng = random.Random(seed)
-    sources, val, test = {}, [], []
+    sources, val, test, tune = {}, [], [], []
     for lang in langs:
         rows = dialogues(lang)
         if lang in targets:
-            tr, v, t = _split(rows, [n, n_val, n_test], rng, f"language '{lang}'")
+            # the tuning rows are the slice after test: the shuffle, and so every other split, ignores n_tune
+            tr, v, t, tu = _split(rows, [n, n_val, n_test, n_tune], rng, f"language '{lang}'")
             tag = {"target": lang} if several else {}
             val += [dict(r, **tag) for r in v]
             test += [dict(r, **tag) for r in t]
+            tune += [dict(r, **tag) for r in tu]
         else:
             (tr,) = _split(rows, [min(n, len(rows))], rng, f"language '{lang}'")
         sources[lang] = tr
@@ -223,6 +234,7 @@ def build_multilingual(cfg: dict, seed: int) -> dict:
         "sources": sources,
         "validation": val,
         "test": test,
+        "tune": tune,
         "expected": f"weight concentrates on the target language{'s' if several else ''} {', '.join(targets)}",
         "targets": targets,
     }
@@ -263,16 +275,31 @@ def pool_sizes(builder: str, cfg: dict) -> dict[str, int]:
     raise ConfigError(f"data.builder '{builder}' is unknown; choose from {sorted(BUILDERS)}")
 
 
-def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0) -> Path:
-    """Build a data folder atomically (nothing is left at ``out_dir`` if building fails)."""
+HELDOUT = ("test", "tune")
+"""The held-out split a data folder carries (``data.heldout``): ``test`` for the results, ``tune`` for the tuning
+protocol (config/tune.yaml). A folder holds exactly one of them, so the tuner cannot read the test set."""
+
+
+def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0, heldout: str = "test") -> Path:
+    """Build a data folder atomically (nothing is left at ``out_dir`` if building fails).
+
+    ``heldout: tune`` writes the builder's ``n_tune`` tuning rows as ``tune.jsonl`` and no ``test.jsonl``; the
+    sources and the validation set are the same as with ``heldout: test`` (the tuning rows are drawn last)."""
     if builder not in BUILDERS:
         raise ConfigError(f"data.builder '{builder}' is unknown; choose from {sorted(BUILDERS)}")
+    if heldout not in HELDOUT:
+        raise ConfigError(f"data.heldout must be one of {HELDOUT}, got {heldout!r}")
     pool = BUILDERS[builder](cfg, seed)
+    if heldout == "tune" and not pool.get("tune"):
+        raise ConfigError(
+            f"data.heldout: tune needs tuning rows, and builder '{builder}' made none: set data.options.n_tune > 0"
+        )
     with atomic_dir(out_dir) as tmp:
         for name, rows in pool["sources"].items():
             write_jsonl(tmp / "sources" / f"{name}.jsonl", [dict(r, id=f"{name}-{i}") for i, r in enumerate(rows)])
         write_jsonl(tmp / "validation.jsonl", [dict(r, id=f"val-{i}") for i, r in enumerate(pool["validation"])])
-        write_jsonl(tmp / "test.jsonl", [dict(r, id=f"test-{i}") for i, r in enumerate(pool["test"])])
+        held = pool[heldout]
+        write_jsonl(tmp / f"{heldout}.jsonl", [dict(r, id=f"{heldout}-{i}") for i, r in enumerate(held)])
         card = {
             "builder": builder,
             "config": cfg,
@@ -283,7 +310,8 @@ def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0) -> Path:
             "noise": pool.get("noise"),
             "sources": {k: len(v) for k, v in pool["sources"].items()},
             "validation": len(pool["validation"]),
-            "test": len(pool["test"]),
+            "heldout": heldout,
+            heldout: len(held),
         }
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return Path(out_dir)

@@ -97,8 +97,13 @@ def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
         for name in sorted(spec["sources"]):
             counts[name] = put(spec["sources"][name], f"source '{name}'", f"sources/{name}.jsonl")
         put(spec["validation"], "validation set", "validation.jsonl")
-        if spec.get("test"):
-            put(spec["test"], "test set", "test.jsonl")
+        heldout = spec.get("heldout", "test")  # one held-out split per folder (embedded.HELDOUT)
+        if heldout not in embedded.HELDOUT:
+            raise ConfigError(f"data.heldout must be one of {embedded.HELDOUT}, got {heldout!r}")
+        if spec.get(heldout):
+            put(spec[heldout], f"{heldout} set", f"{heldout}.jsonl")
+        elif heldout == "tune":
+            raise ConfigError("data.heldout: tune needs a 'tune' entry (the tuning split's file)")
         card = {"kind": "files", "spec": spec, "sources": counts, "files": provenance}
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
     return Path(out_dir)
@@ -106,7 +111,7 @@ def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
 
 def build(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
     if "builder" in spec:
-        return embedded.build(spec["builder"], spec.get("options", {}), out_dir, seed)
+        return embedded.build(spec["builder"], spec.get("options", {}), out_dir, seed, spec.get("heldout", "test"))
     return build_files(spec, out_dir, seed)
 
 

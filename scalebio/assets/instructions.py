@@ -176,10 +176,12 @@ def build(cfg: dict, seed: int, dialogues) -> dict:
     pool["chat_spanish"] = [
         {"prompt": p["question"], "response": p["answer"], "corrupted": False} for p in rng.sample(spanish, n)
     ]
+    tune = take("if_follow", cfg.get("n_tune", 0))  # drawn last: nothing above depends on it
     return {
         "sources": pool,
         "validation": val,
         "test": test,
+        "tune": tune,
         "expected": "weight moves to the instruction-following source if_follow",
         "targets": ["if_follow"],
         "harmful": ["if_ignore", "if_wrong"],

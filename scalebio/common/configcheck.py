@@ -198,6 +198,14 @@ def main(argv=None) -> None:
     ap.add_argument("config", help="a workflow config file")
     a = ap.parse_args(argv)
     config = load_config_file(a.config)
+    if "tune" in config:  # a tuning config is checked as the workflow runs it: expanded into its tuning runs
+        from scalebio.pipeline.tune import expand  # on use: the workflow layer sits above this module
+
+        try:
+            config = expand(config)
+        except SuiteError as err:
+            print(f"error: {a.config}: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
     errors = schema_errors(config) or check(config)
     for err in errors:
         print(f"error: {a.config}: {err}", file=sys.stderr)

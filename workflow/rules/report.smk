@@ -133,3 +133,29 @@ rule report_summary:
         results=lambda w, output: str(Path(output.runtime).parents[1]),
     shell:
         "python -m scalebio summary --results {params.results} --config-json {params.config:q} > {log} 2>&1"
+
+
+# The tuning protocol (config/tune.yaml): every grid point's score on the tuning split and the chosen values.
+if TUNING:
+
+    rule tune_report:
+        input:
+            [f"{RESULTS}/{exp}/report/downstream.csv" for exp in experiments()],
+        output:
+            table=report(
+                f"{RESULTS}/report/tune.csv",
+                caption="../report/tune.rst",
+                category="tuning",
+            ),
+            table_md=f"{RESULTS}/report/tune.md",
+            chosen=f"{RESULTS}/report/chosen.yaml",
+        log:
+            f"{LOGS}/report/tune.log",
+        localrule: True
+        conda:
+            "../envs/suite.yaml"
+        params:
+            config=lambda w: json.dumps(config),
+        shell:
+            "python -m scalebio tune-report --results {RESULTS} --config-json {params.config:q} "
+            "--out $(dirname {output.chosen}) > {log} 2>&1"
