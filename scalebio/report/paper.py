@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from scalebio.common.runtime import DataError, atomic_write_text, main_guard
-from scalebio.report.tables import markdown_table
+from scalebio.report.markdown import markdown_table
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 METHOD_NAMES = {"uniform": "Uniform", "less": "LESS", "rho_loss": "RHO-LOSS", "reference": "RHO-LOSS",

@@ -21,45 +21,13 @@ import argparse
 import json
 from pathlib import Path
 
-from scalebio.common.runtime import atomic_write_text, main_guard
+from scalebio.common.runtime import main_guard
 from scalebio.report.claims import claims
 from scalebio.report.collect import collect, read_json
 from scalebio.report.compare import base_difference, difference
 from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
+from scalebio.report.markdown import pm, write_table
 from scalebio.report.stats import Estimate, mean_sd
-
-
-def fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def pm(mean, sd, digits: int = 3) -> str:
-    if mean is None:
-        return "—"
-    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table of already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
-
-def write_table(out: Path, stem: str, rows: list[dict], csv_cols: list[str], md_cols: list[str], title: str, note=""):
-    """``stem.csv`` (machine-readable columns) and ``stem.md`` (what a reader reads: mean ± SD strings)."""
-    csv = (
-        ",".join(csv_cols)
-        + "\n"
-        + "".join(",".join(fmt(r.get(c)).replace(",", ";") for c in csv_cols) + "\n" for r in rows)
-    )
-    md = f"# {title}\n\n" + (f"{note}\n\n" if note else "")
-    md += markdown_table(md_cols, [[fmt(r.get(c)) for c in md_cols] for r in rows])
-    atomic_write_text(out / f"{stem}.csv", csv.replace("—", ""))
-    atomic_write_text(out / f"{stem}.md", md)
 
 
 def group(runs) -> dict[tuple[str, str], list]:
