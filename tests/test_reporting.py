@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import pytest
 
 from scalebio.common.selection import MethodInputs, write_selection
 from scalebio.report.collect import composition, selection_corruption
-from scalebio.report.stats import Estimate, paired_bootstrap, t_interval, verdict
+from scalebio.report.stats import UNTESTED, Estimate, t_interval, verdict
 from scalebio.report.tables import experiment_report
 
 NAMES = ["noise000", "noise025", "noise050", "noise075", "noise100"]
@@ -55,18 +54,7 @@ def test_t_interval_and_verdicts():
     assert est.value == 3.0 and est.low == pytest.approx(3 - 4.3027 / math.sqrt(3), abs=1e-3)
     assert verdict(est, 0.0, ">") == "holds" and verdict(est, 2.5, ">") == "inconclusive"
     assert verdict(est, 10.0, ">") == "does not hold" and verdict(est, 10.0, "<") == "holds"
-    assert verdict(Estimate(0.5), 0.0, ">").startswith("holds (point estimate")
-
-
-def test_paired_bootstrap_pairs_items_by_id():
-    rng = random.Random(1)
-    a = {str(i): rng.random() for i in range(300)}
-    b = {k: v - 0.1 for k, v in a.items()}  # a is exactly 0.1 above b on every item: no spread at all
-    est = paired_bootstrap(a, b)
-    assert est.value == pytest.approx(0.1) and est.low == pytest.approx(0.1) and est.high == pytest.approx(0.1)
-    c = {k: rng.random() for k in a}  # unrelated scores: the interval covers 0
-    est = paired_bootstrap(a, c)
-    assert est.low < 0 < est.high and "n=300" in est.over
+    assert verdict(Estimate(0.5), 0.0, ">") == UNTESTED  # one number is not a test, whichever side it is on
 
 
 def test_two_seeds_give_mean_sd_and_paired_differences(tmp_path, denoise_data_dir):
@@ -89,7 +77,7 @@ def test_two_seeds_give_mean_sd_and_paired_differences(tmp_path, denoise_data_di
     sbd = next(r for r in down if r["method"] == "scalebio")
     assert float(sbd["mean"]) == pytest.approx(4.1) and float(sbd["diff_vs_uniform"]) == pytest.approx(-0.45)
     claims = (out / "claims.md").read_text()
-    assert "Spearman(noise, ScaleBiO weight)" in claims and "seeds (n=2)" in claims
+    assert "Spearman(noise, ScaleBiO weight)" in claims and "seeds (n=2, t-interval" in claims
     assert "ScaleBiO beats uniform on testloss" in claims  # lower loss is better: the sign is flipped
     for f in ["weights.png", "trajectory.png", "downstream.png"]:
         assert (out / f).stat().st_size > 1000
@@ -104,7 +92,7 @@ def test_one_seed_uses_a_paired_bootstrap_over_items(tmp_path, denoise_data_dir)
     spec = {"models": ["tiny"], "methods": ["uniform", "scalebio"], "evals": ["testloss"], "seeds": [0]}
     out = experiment_report("denoise", spec, results, denoise_data_dir)
     text = (out / "downstream.md").read_text()
-    assert "-0.500 [-0.500, -0.500]" in text and "paired bootstrap" in text
+    assert "-0.500 [-0.500, -0.500]" in text and "training randomness not covered (n=50 items" in text
 
 
 def test_paper_tables_never_show_a_number_without_a_source(tmp_path):
@@ -140,3 +128,40 @@ def test_paper_table_places_our_miniature_beside_the_paper(tmp_path):
     assert table["Uniform"][1] == "78.1 [papernotes]" and table["Uniform"][-1].startswith("0.310")
     assert table["ScaleBiO"][1] == "87.1 [papernotes]" and table["base model"][1] == "—"
     assert table["LESS"][1] == "—" and table["LESS"][-1] == "0.350 ± 0.020, 3 seeds"  # no source: left empty
+
+
+def _csv_rows(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_seeds_with_items_use_the_hierarchical_bootstrap_and_pair_the_base_model(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    items_u = {f"t{i}": 5.0 + 0.01 * i for i in range(50)}
+    for seed in (0, 1):
+        _run(results, denoise_data_dir, "uniform", seed, weights=dict.fromkeys(NAMES, 0.2), testloss=5.0, items=items_u)
+        shifted = {k: v - 0.5 for k, v in items_u.items()}  # 0.5 lower on every item in both seeds
+        _run(
+            results, denoise_data_dir, "scalebio", seed, weights=dict.fromkeys(NAMES, 0.2), testloss=4.5, items=shifted
+        )
+    base = results / "denoise" / "tiny" / "base" / "eval" / "testloss"
+    base.mkdir(parents=True)
+    base.joinpath("summary.json").write_text(
+        json.dumps({"metric": "test_loss", "value": 6.0, "higher_is_better": False})
+    )
+    base.joinpath("losses.jsonl").write_text(
+        "".join(json.dumps({"id": k, "loss": v + 1}) + "\n" for k, v in items_u.items())
+    )
+    spec = {"models": ["tiny"], "methods": ["uniform", "scalebio"], "evals": ["testloss"], "seeds": [0, 1]}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    down = {r["method"]: r for r in _csv_rows(out / "downstream.csv")}
+    assert float(down["scalebio"]["diff_low"]) == pytest.approx(-0.5) and float(
+        down["base"]["diff_high"]
+    ) == pytest.approx(1.0)
+    assert "2 seeds × 50 items, hierarchical paired bootstrap" in (out / "downstream.md").read_text()
+    claims = {r["claim"]: r for r in _csv_rows(out / "claims.csv")}
+    beats = claims["ScaleBiO beats uniform on testloss"]  # lower loss is better: +0.5 after the sign flip
+    assert float(beats["value"]) == pytest.approx(0.5) and beats["verdict"] == "holds" == beats["verdict_holm"]
+    assert float(beats["p"]) == 0.0 and float(beats["mde"]) == pytest.approx(0.0, abs=1e-12)

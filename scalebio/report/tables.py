@@ -8,8 +8,8 @@ Writes ``<results>/<experiment>/report/``:
     downstream.{csv,md}   every evaluation: mean ± SD over seeds (base model once), the paired difference to
                           uniform with its 95 % interval, and the share of the uniform→oracle gap closed
     cost.{csv,md}         wall time and tokens of each selection, mean ± SD
-    claims.{csv,md}       the paper's claims measured here, with intervals and a verdict (holds / does not hold /
-                          inconclusive)
+    claims.{csv,md}       the paper's claims measured here, with intervals, p-values (raw and Holm), verdicts
+                          (holds / does not hold / inconclusive / untested) and the smallest detectable Δ
     weights.png, trajectory.png, downstream.png
 
 Every number is a reduced-scale miniature; the downstream table names the grader or judge of each metric.
@@ -27,7 +27,7 @@ from scalebio.report.collect import collect, read_json
 from scalebio.report.compare import base_difference, difference
 from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
 from scalebio.report.markdown import pm, write_table
-from scalebio.report.stats import Estimate, mean_sd
+from scalebio.report.stats import UNTESTED, Estimate, mean_sd
 
 
 def group(runs) -> dict[tuple[str, str], list]:
@@ -91,6 +91,8 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
                         "diff_vs_uniform": diff.value,
                         "diff_low": diff.low,
                         "diff_high": diff.high,
+                        "diff_p": diff.p,
+                        "diff_se": diff.se,
                         "Δ vs uniform [95% CI]": diff.text(),
                         "interval over": diff.over,
                         "gap_closed": gap,
@@ -165,13 +167,14 @@ def experiment_report(
     write_table(
         out, "downstream", d_rows,
         ["model", "method", "evaluation", "metric", "mean", "sd", "seeds", "n_items", "diff_vs_uniform", "diff_low",
-         "diff_high", "gap_closed", "higher_is_better", "comparable_to_paper"],
+         "diff_high", "diff_p", "diff_se", "gap_closed", "higher_is_better", "comparable_to_paper"],
         ["model", "method", "evaluation", "metric", "value (mean ± SD)", "seeds", "n_items", "Δ vs uniform [95% CI]",
          "interval over", "uniform→oracle gap closed", "grader/judge"],
         f"{experiment}: evaluation of the fine-tuned models",
-        "Reduced-scale miniature: not comparable to the paper's tables (see paper_vs_ours). Δ is paired: over seeds "
-        "when there are several, else over test items (bootstrap). test_loss: lower is better. Offline log-prob "
-        "judge scores, where present, are not GPT-4 MT-Bench scores.",
+        "Reduced-scale miniature: not comparable to the paper's tables (see paper_vs_ours). Δ is paired by seed and "
+        "test item: a hierarchical bootstrap resamples seeds, then items within each seed (one seed: items only, "
+        "training randomness not covered; a t-interval over seeds where per-item scores are missing). "
+        "test_loss: lower is better. Offline log-prob judge scores, where present, are not GPT-4 MT-Bench scores.",
     )  # fmt: skip
     c_rows = cost_rows(groups)
     write_table(
@@ -183,11 +186,19 @@ def experiment_report(
     cl_rows = claims(card, groups, base, evals, sources)
     write_table(
         out, "claims", cl_rows,
-        ["model", "claim", "measure", "value", "low", "high", "threshold", "verdict", "interval over"],
-        ["model", "claim", "measure", "estimate [95% CI]", "threshold", "verdict", "interval over"],
+        ["model", "claim", "kind", "comparator", "evaluation", "metric", "measure", "value", "low", "high", "se",
+         "threshold", "threshold_value", "direction", "verdict", "p", "p_holm", "verdict_holm", "mde",
+         "interval over"],
+        {"model": "model", "claim": "claim", "measure": "measure", "estimate [95% CI]": "estimate [95% CI]",
+         "threshold": "threshold", "verdict": "verdict", "p (shown)": "p", "p (Holm, shown)": "p (Holm)",
+         "verdict_holm": "verdict (Holm)", "smallest detectable Δ (80 % power)": "smallest detectable Δ (80 % power)",
+         "interval over": "interval over"},
         f"{experiment}: the paper's claims measured on this miniature",
-        "Verdict: holds / does not hold when the whole 95 % interval is on one side of the threshold, "
-        "inconclusive when it covers it.",
+        "Verdict: holds / does not hold when the whole 95 % interval is on one side of the threshold, inconclusive "
+        f"when it covers it, {UNTESTED} for a single estimate (one seed, no per-item scores). p: two-sided, against "
+        "the threshold; p (Holm): Holm's correction over this experiment's claims that have a p-value, and its "
+        "verdict at 5 %. Smallest detectable Δ = (z₀.₉₇₅ + z₀.₈₀)·SE = 2.80·SE: the true difference this "
+        "comparison finds with 80 % power; a smaller real effect may read inconclusive.",
     )  # fmt: skip
     plot_weights(out / "weights.png", experiment, w_rows, sources)
     plot_trajectories(out / "trajectory.png", experiment, groups, sources)
