@@ -130,6 +130,11 @@ def test_paper_table_places_our_miniature_beside_the_paper(tmp_path):
     assert table["LESS"][1] == "—" and table["LESS"][-1] == "0.350 ± 0.020, 3 seeds"  # no source: left empty
 
 
+def _manifest(rd, counts: dict, budget: int) -> None:
+    (rd / "sft_data").mkdir(parents=True, exist_ok=True)
+    (rd / "sft_data" / "manifest.json").write_text(json.dumps({"counts": counts, "budget": budget}))
+
+
 def _csv_rows(path) -> list[dict]:
     import csv
 
@@ -165,3 +170,66 @@ def test_two_seeds_with_items_use_the_hierarchical_bootstrap_and_pair_the_base_m
     beats = claims["ScaleBiO beats uniform on testloss"]  # lower loss is better: +0.5 after the sign flip
     assert float(beats["value"]) == pytest.approx(0.5) and beats["verdict"] == "holds" == beats["verdict_holm"]
     assert float(beats["p"]) == 0.0 and float(beats["mde"]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_weights_table_shows_p_beside_the_sft_share_and_scalebio_movement(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    p = dict(zip(NAMES, [0.3, 0.25, 0.2, 0.15, 0.1]))
+    movement = {"sum_lr_theta": 0.585, "max_log_ratio": 1.0986, "final_window_dp": 0.0012,
+                "final_window_sum_lr_theta": 0.0031, "lr_theta_peak": 0.01, "low_lr_step": 52}  # fmt: skip
+    rd = _run(results, denoise_data_dir, "scalebio", 0, weights=p)
+    sel = json.loads((rd / "selection.json").read_text())
+    sel.update(movement=movement, clip_fraction={"u": 0.97, "w": 0.99}, steps=60)
+    (rd / "selection.json").write_text(json.dumps(sel))
+    _manifest(rd, dict(zip(NAMES, [3, 2, 2, 2, 1])), 10)  # the SFT set: 3/10 from noise000, ...
+    old = _run(results, denoise_data_dir, "scalebio", 1, weights=p)  # an older selection: no movement, no manifest
+    sel = json.loads((old / "selection.json").read_text())
+    sel.update(clip_fraction={"u": 0.1, "w": 0.2})
+    (old / "selection.json").write_text(json.dumps(sel))
+    picked = [{"source": "noise000", "id": f"noise000-{i}"} for i in range(10)]
+    _manifest(_run(results, denoise_data_dir, "less", 0, examples=picked), {"noise000": 10}, 10)
+    spec = {"models": ["tiny"], "methods": ["scalebio", "less"], "evals": [], "seeds": [0, 1], "budget": 10}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    md = (out / "weights.md").read_text()
+    assert "learned weight p and realised SFT-set share" in md and "share of the SFT budget" not in md
+    rows = {r["method"]: r for r in _csv_rows(out / "weights.csv")}
+    assert float(rows["scalebio"]["noise000"]) == pytest.approx(0.3)  # p: mean over both seeds
+    assert float(rows["scalebio"]["noise000_sft_share"]) == pytest.approx(0.3)  # only seed 0 built a set
+    assert float(rows["scalebio"]["noise100_sft_share"]) == pytest.approx(0.1)
+    assert float(rows["less"]["noise000_sft_share"]) == 1.0
+    table = [line for line in md.splitlines() if line.startswith("| tiny | less |")][0]
+    assert table.split(" | ")[3] == "—"  # an example-level method has no p
+    assert "| 0.585 (0.50× official) | 1.099 | 0.0012 | 0.0031 | 52 of 60 | 97 / 99 |" in md
+    assert "max \\|Δp\\| over last 10 % of steps" in md  # a "|" in a header would split the column
+    assert "clipped in most steps (u 97%, w 99%): u and w follow normalised gradients" in md
+    older = [line for line in md.splitlines() if line.startswith("| tiny | scalebio | 1 |")][0]
+    assert "| — | — | — | — | — | 10 / 20 | mostly unclipped |" in older
+
+
+def test_ceilings_of_the_data(tmp_path, denoise_data_dir):
+    from scalebio.report.weights_table import ceilings, data_ceilings
+
+    sizes = dict.fromkeys(NAMES, 120)
+    bad = dict(zip(NAMES, [0, 30, 60, 90, 120]))  # 0/25/50/75/100 % corrupted
+    c = ceilings(sizes, bad, ["noise000"], 240)
+    assert c.source_floor == pytest.approx(30 / 240) and c.example_floor == 0.0 and c.target_cap == 0.5
+    assert ceilings(sizes, bad, [], 600).example_floor == pytest.approx((600 - 300) / 600)
+    langs = {"spanish": 80, "english": 200, "french": 200}
+    c = ceilings(langs, None, ["spanish"], 240)
+    assert c.target_cap == pytest.approx(1 / 3) and c.source_floor is None and c.example_floor is None
+    assert ceilings(langs, None, ["spanish", "english"], 240).target_cap == 1.0  # capped at the whole set
+    card = json.loads((denoise_data_dir / "card.json").read_text())
+    c = data_ceilings(denoise_data_dir, card, NAMES, 100)  # 64 clean, then 36 of noise025
+    flags = [json.loads(line)["corrupted"] for line in (denoise_data_dir / "sources" / "noise025.jsonl").open()]
+    assert c.source_floor == pytest.approx(36 * sum(flags) / len(flags) / 100) and c.example_floor == 0.0
+
+
+def test_weights_note_says_when_source_and_example_level_methods_face_different_ceilings(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    _run(results, denoise_data_dir, "scalebio", 0, weights=dict.fromkeys(NAMES, 0.2))
+    _run(results, denoise_data_dir, "less", 0, examples=[{"source": "noise000", "id": "noise000-0"}])
+    spec = {"models": ["tiny"], "methods": ["scalebio", "less"], "evals": [], "seeds": [0], "budget": 100}
+    md = (experiment_report("denoise", spec, results, denoise_data_dir) / "weights.md").read_text()
+    assert "a source-level mixture (scalebio) cannot bring the harmful share below" in md
+    assert "an example-level selection (less) can reach 0.000" in md and "face different ceilings" in md
+

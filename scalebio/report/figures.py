@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 
 def plot_weights(path: Path, experiment: str, weight_rows: list[dict], sources: list[str]) -> None:
-    """Share of the SFT budget per source (mean ± SD over seeds), one bar per (method, model)."""
+    """What each method hands on per source (mean ± SD over seeds): p for weights selections, the share of chosen
+    examples for example-level ones; one bar per (method, model)."""
     fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(sources) + 3), 4.0), layout="constrained")
     width = 0.8 / max(1, len(weight_rows))
     for i, r in enumerate(weight_rows):
@@ -30,7 +31,7 @@ def plot_weights(path: Path, experiment: str, weight_rows: list[dict], sources: 
     if sources:
         ax.axhline(1 / len(sources), color="k", ls="--", lw=0.8, label="uniform share")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sources))], sources, rotation=25, ha="right")
-    ax.set_ylabel("share of the SFT budget")
+    ax.set_ylabel("p (weights) / share of chosen examples")
     ax.set_title(f"{experiment}: data composition per method (mean ± SD over seeds)", fontsize=10)
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     fig.savefig(path, dpi=120)

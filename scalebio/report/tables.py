@@ -4,7 +4,8 @@
 
 Writes ``<results>/<experiment>/report/``:
 
-    weights.{csv,md}      share of the SFT budget per source: mean ± SD over seeds, per (model, method)
+    weights.{csv,md}      per (model, method) and source: learned p and realised SFT-set share (mean ± SD over
+                          seeds); ScaleBiO's movement, convergence and clipping per run; the data's ceilings
     downstream.{csv,md}   every evaluation: mean ± SD over seeds (base model once), the paired difference to
                           uniform with its 95 % interval, and the share of the uniform→oracle gap closed
     cost.{csv,md}         wall time and tokens of each selection, mean ± SD
@@ -28,6 +29,7 @@ from scalebio.report.compare import base_difference, difference
 from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
 from scalebio.report.markdown import pm, write_table
 from scalebio.report.stats import UNTESTED, Estimate, mean_sd
+from scalebio.report.weights_table import data_ceilings, write_weights
 
 
 def group(runs) -> dict[tuple[str, str], list]:
@@ -35,20 +37,6 @@ def group(runs) -> dict[tuple[str, str], list]:
     for r in runs:
         out.setdefault((r.model, r.method), []).append(r)
     return out
-
-
-def weight_rows(groups: dict, sources: list[str]) -> list[dict]:
-    rows = []
-    for (model, method), rs in groups.items():
-        row = {"model": model, "method": method, "kind": rs[0].selection["kind"], "seeds": len(rs)}
-        for s in sources:
-            m, sd = mean_sd([r.composition.get(s, 0.0) for r in rs])
-            row[s], row[f"{s}_sd"], row[f"{s} (mean ± SD)"] = m, sd, pm(m, sd)
-        m, sd = mean_sd([r.corruption for r in rs])
-        row["harmful_share"], row["harmful_share_sd"], row["harmful share (mean ± SD)"] = m, sd, pm(m, sd)
-        row["duplicates"] = max(r.duplicates for r in rs)
-        rows.append(row)
-    return rows
 
 
 def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
@@ -151,18 +139,8 @@ def experiment_report(
     sources = source_names(card, runs)
     evals = list(spec.get("evals", []))
 
-    w_rows = weight_rows(groups, sources)
-    show = [f"{s} (mean ± SD)" for s in sources]
-    harmful = any(r["harmful_share"] is not None for r in w_rows)
-    write_table(
-        out, "weights", w_rows,
-        ["model", "method", "kind", "seeds", *[c for s in sources for c in (s, f"{s}_sd")], "harmful_share", "harmful_share_sd", "duplicates"],
-        ["model", "method", "seeds", *show] + (["harmful share (mean ± SD)"] if harmful else []),
-        f"{experiment}: share of the SFT budget per source (mean ± SD over seeds)",
-        f"Expected (paper claim): {card.get('expected', 'n/a')}. Uniform share = {1 / max(1, len(sources)):.3g}. "
-        "`oracle` knows the target sources by construction: a reference point, not a method."
-        + (" Harmful share = expected fraction of corrupted / wrong examples in the selection." if harmful else ""),
-    )  # fmt: skip
+    budget = spec.get("budget") or next((r.selection.get("budget") for r in runs), 0) or 0
+    w_rows = write_weights(out, experiment, groups, sources, card, data_ceilings(data_dir, card, sources, budget))
     d_rows = downstream_rows(groups, base, evals)
     write_table(
         out, "downstream", d_rows,
