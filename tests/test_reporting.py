@@ -233,3 +233,11 @@ def test_weights_note_says_when_source_and_example_level_methods_face_different_
     assert "a source-level mixture (scalebio) cannot bring the harmful share below" in md
     assert "an example-level selection (less) can reach 0.000" in md and "face different ceilings" in md
 
+
+def test_trajectory_marks_where_lr_theta_falls_below_a_tenth_of_its_peak():
+    from scalebio.report.figures import low_lr_step
+
+    rows = [{"step": i + 1, "lr_theta": lr} for i, lr in enumerate([0.05, 1.0, 0.8, 0.3, 0.09, 0.05])]
+    assert low_lr_step(rows) == 5  # the warm-up's 0.05 at step 1 comes before the peak: not counted
+    assert low_lr_step([{"step": 1, "lr_theta": 0.01}, {"step": 2, "lr_theta": 0.01}]) is None  # constant
+    assert low_lr_step([{"step": 1, "weights": {}}]) is None  # no lr_theta column

@@ -13,6 +13,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
+LOW_LR = 0.1
+"""The trajectory figure marks where η_θ falls below this fraction of its peak: past it, p barely moves."""
+
+
+def low_lr_step(trajectory: list[dict], fraction: float = LOW_LR) -> int | None:
+    """First step after the peak (i.e. after warm-up) whose ``lr_theta`` is below ``fraction`` of the peak."""
+    lrs = [(row["step"], row["lr_theta"]) for row in trajectory if row.get("lr_theta") is not None]
+    if not lrs:
+        return None
+    peak = max(lr for _, lr in lrs)
+    at_peak = next(i for i, (_, lr) in enumerate(lrs) if lr == peak)
+    return next((step for step, lr in lrs[at_peak:] if lr < fraction * peak), None)
+
 
 def plot_weights(path: Path, experiment: str, weight_rows: list[dict], sources: list[str]) -> None:
     """What each method hands on per source (mean ± SD over seeds): p for weights selections, the share of chosen
@@ -57,6 +70,8 @@ def plot_trajectories(path: Path, experiment: str, groups: dict, sources: list[s
             if len(trajs) > 1:
                 ax.fill_between(steps, [m - d for m, d in zip(mean, sd)], [m + d for m, d in zip(mean, sd)],
                                 color=line.get_color(), alpha=0.15)  # fmt: skip
+        if (low := low_lr_step(trajs[0])) is not None:  # one schedule per method: the first seed's
+            ax.axvline(low, color="k", ls="--", lw=0.8, label=f"lr_θ < {100 * LOW_LR:.0f} % of peak")
         ax.set_title(f"{method} weights, {model} ({len(trajs)} seed{'s' if len(trajs) != 1 else ''})", fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("p")
