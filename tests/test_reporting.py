@@ -172,6 +172,29 @@ def test_two_seeds_with_items_use_the_hierarchical_bootstrap_and_pair_the_base_m
     assert float(beats["p"]) == 0.0 and float(beats["mde"]) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_gap_closed_is_right_for_lower_is_better_and_oracles_are_reference_points(tmp_path, denoise_data_dir):
+    """test_loss (lower is better): uniform 5.0, oracle 4.0. ScaleBiO at 4.5 closes half the gap, LESS at 5.5 is
+    half a gap worse than uniform; both oracles come after the methods and get no gap of their own."""
+    from scalebio.report.tables import gap_closed
+
+    assert gap_closed(0.3, 0.2, 0.6) == pytest.approx(0.25) and gap_closed(4.5, 5.0, 4.0) == pytest.approx(0.5)
+    assert gap_closed(1.0, 0.5, 0.5) is None
+    results = tmp_path / "results"
+    losses = {"oracle": 4.0, "uniform": 5.0, "scalebio": 4.5, "less": 5.5, "oracle_clean": 4.2}
+    for method, loss in losses.items():
+        _run(results, denoise_data_dir, method, 0, weights=dict.fromkeys(NAMES, 0.2), testloss=loss)
+    spec = {"models": ["tiny"], "methods": list(losses), "evals": ["testloss"], "seeds": [0]}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    rows = _csv_rows(out / "downstream.csv")
+    assert [r["method"] for r in rows] == ["uniform", "scalebio", "less", "oracle", "oracle_clean"]
+    gap = {r["method"]: r["gap_closed"] for r in rows}
+    assert float(gap["scalebio"]) == pytest.approx(0.5) and float(gap["less"]) == pytest.approx(-0.5)
+    assert gap["oracle"] == gap["oracle_clean"] == gap["uniform"] == ""
+    claims = (out / "claims.md").read_text()
+    assert "the data mix matters (testloss, oracle)" in claims and "(testloss, oracle_clean)" in claims
+    assert "untested (one estimate, no interval)" in claims and "point estimate" not in claims
+
+
 def test_weights_table_shows_p_beside_the_sft_share_and_scalebio_movement(tmp_path, denoise_data_dir):
     results = tmp_path / "results"
     p = dict(zip(NAMES, [0.3, 0.25, 0.2, 0.15, 0.1]))
