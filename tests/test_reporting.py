@@ -264,3 +264,28 @@ def test_trajectory_marks_where_lr_theta_falls_below_a_tenth_of_its_peak():
     assert low_lr_step(rows) == 5  # the warm-up's 0.05 at step 1 comes before the peak: not counted
     assert low_lr_step([{"step": 1, "lr_theta": 0.01}, {"step": 2, "lr_theta": 0.01}]) is None  # constant
     assert low_lr_step([{"step": 1, "weights": {}}]) is None  # no lr_theta column
+
+
+def test_runtime_per_experiment_and_method(tmp_path):
+    """runtime.md's second table: per (experiment, model, method) the selection, SFT and evaluation seconds summed
+    over seeds and evaluations; a stage that did not run (the base model's selection) is missing, not 0 s."""
+    from scalebio.report.paper import benchmark_jobs, runtime_experiment_rows
+
+    head = "s\th:m:s\tmax_rss\tcpu_time\n"
+    for rel, wall, cpu in [
+        ("select/denoise/tiny/scalebio/s0.tsv", 10.0, 8.0),
+        ("select/denoise/tiny/scalebio/s1.tsv", 12.0, 9.0),
+        ("finetune/denoise/tiny/scalebio/s0.tsv", 5.0, 4.0),
+        ("eval/denoise/tiny/scalebio/s0/testloss.tsv", 2.0, 1.0),
+        ("eval/denoise/tiny/scalebio/s0/math.tsv", 3.0, 2.0),
+        ("eval/denoise/tiny/base/testloss.tsv", 1.5, 1.0),
+        ("select/other/tiny/scalebio/s0.tsv", 100.0, 90.0),
+    ]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(head + f"{wall}\t0:00:10\t100\t{cpu}\n")
+    rows = {(r["experiment"], r["method"]): r for r in runtime_experiment_rows(benchmark_jobs(tmp_path))}
+    sb = rows[("denoise", "scalebio")]
+    assert (sb["seeds"], sb["select_cpu_s"], sb["select_wall_s"], sb["eval_cpu_s"]) == (2, 17.0, 22.0, 3.0)
+    assert sb["total_cpu_s"] == 24.0 and rows[("other", "scalebio")]["total_cpu_s"] == 90.0
+    base = rows[("denoise", "base")]
+    assert base["select_cpu_s"] is None and base["finetune_wall_s"] is None and base["eval_wall_s"] == 1.5
