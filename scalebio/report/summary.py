@@ -3,7 +3,8 @@
     python -m scalebio summary --results results/default --config-json JSON
 
 Writes ``<results>/report/``: ``paper_vs_ours_{math,mtbench}.{csv,md}`` (``scalebio.report.paper``),
-and ``runtime.{csv,md}`` (job time per stage and method, then per experiment × method).
+``runtime.{csv,md}`` (job time per stage and method, then per experiment × method) and ``verdicts.{csv,md}``
+(``scalebio.report.verdicts``: every paper claim on every experiment, from the experiments' ``claims.csv``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scalebio.report.paper import (
     runtime_experiment_rows,
     runtime_rows,
 )
+from scalebio.report.verdicts import verdict_rows, write_verdicts
 
 STAGE_NAMES = {"select": "selection", "finetune": "SFT", "eval": "evaluation"}
 
@@ -77,6 +79,7 @@ def summary(results: Path, config: dict) -> None:
     numbers = load_paper_numbers()
     write_paper_tables(out, results, config, numbers)
     write_runtime(out, results / "benchmarks")
+    write_verdicts(out, verdict_rows(results, config, numbers, benchmark_jobs(results / "benchmarks")))
 
 
 @main_guard
