@@ -63,7 +63,8 @@ COMMANDS = {
         "scalebio.report.studies",
         "beyond the paper: one study's table and figure (stability, online, clusters)",
     ),
-    "summary": ("scalebio.report.paper", "paper-vs-ours tables and the run's wall time per stage"),
+    "summary": ("scalebio.report.summary", "paper-vs-ours tables, verdicts and the run's time per stage"),
+    "verdicts": ("scalebio.report.verdicts", "rewrite a README's verdicts block from <results>/report/verdicts.csv"),
     "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
     "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
 }

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import pytest
 
 from scalebio.common.selection import MethodInputs, write_selection
 from scalebio.report.collect import composition, selection_corruption
-from scalebio.report.stats import Estimate, paired_bootstrap, t_interval, verdict
+from scalebio.report.stats import UNTESTED, Estimate, t_interval, verdict
 from scalebio.report.tables import experiment_report
 
 NAMES = ["noise000", "noise025", "noise050", "noise075", "noise100"]
@@ -55,18 +54,7 @@ def test_t_interval_and_verdicts():
     assert est.value == 3.0 and est.low == pytest.approx(3 - 4.3027 / math.sqrt(3), abs=1e-3)
     assert verdict(est, 0.0, ">") == "holds" and verdict(est, 2.5, ">") == "inconclusive"
     assert verdict(est, 10.0, ">") == "does not hold" and verdict(est, 10.0, "<") == "holds"
-    assert verdict(Estimate(0.5), 0.0, ">").startswith("holds (point estimate")
-
-
-def test_paired_bootstrap_pairs_items_by_id():
-    rng = random.Random(1)
-    a = {str(i): rng.random() for i in range(300)}
-    b = {k: v - 0.1 for k, v in a.items()}  # a is exactly 0.1 above b on every item: no spread at all
-    est = paired_bootstrap(a, b)
-    assert est.value == pytest.approx(0.1) and est.low == pytest.approx(0.1) and est.high == pytest.approx(0.1)
-    c = {k: rng.random() for k in a}  # unrelated scores: the interval covers 0
-    est = paired_bootstrap(a, c)
-    assert est.low < 0 < est.high and "n=300" in est.over
+    assert verdict(Estimate(0.5), 0.0, ">") == UNTESTED  # one number is not a test, whichever side it is on
 
 
 def test_two_seeds_give_mean_sd_and_paired_differences(tmp_path, denoise_data_dir):
@@ -89,7 +77,7 @@ def test_two_seeds_give_mean_sd_and_paired_differences(tmp_path, denoise_data_di
     sbd = next(r for r in down if r["method"] == "scalebio")
     assert float(sbd["mean"]) == pytest.approx(4.1) and float(sbd["diff_vs_uniform"]) == pytest.approx(-0.45)
     claims = (out / "claims.md").read_text()
-    assert "Spearman(noise, ScaleBiO weight)" in claims and "seeds (n=2)" in claims
+    assert "Spearman(noise, ScaleBiO weight)" in claims and "seeds (n=2, t-interval" in claims
     assert "ScaleBiO beats uniform on testloss" in claims  # lower loss is better: the sign is flipped
     for f in ["weights.png", "trajectory.png", "downstream.png"]:
         assert (out / f).stat().st_size > 1000
@@ -104,7 +92,7 @@ def test_one_seed_uses_a_paired_bootstrap_over_items(tmp_path, denoise_data_dir)
     spec = {"models": ["tiny"], "methods": ["uniform", "scalebio"], "evals": ["testloss"], "seeds": [0]}
     out = experiment_report("denoise", spec, results, denoise_data_dir)
     text = (out / "downstream.md").read_text()
-    assert "-0.500 [-0.500, -0.500]" in text and "paired bootstrap" in text
+    assert "-0.500 [-0.500, -0.500]" in text and "training randomness not covered (n=50 items" in text
 
 
 def test_paper_tables_never_show_a_number_without_a_source(tmp_path):
@@ -140,3 +128,164 @@ def test_paper_table_places_our_miniature_beside_the_paper(tmp_path):
     assert table["Uniform"][1] == "78.1 [papernotes]" and table["Uniform"][-1].startswith("0.310")
     assert table["ScaleBiO"][1] == "87.1 [papernotes]" and table["base model"][1] == "—"
     assert table["LESS"][1] == "—" and table["LESS"][-1] == "0.350 ± 0.020, 3 seeds"  # no source: left empty
+
+
+def _manifest(rd, counts: dict, budget: int) -> None:
+    (rd / "sft_data").mkdir(parents=True, exist_ok=True)
+    (rd / "sft_data" / "manifest.json").write_text(json.dumps({"counts": counts, "budget": budget}))
+
+
+def _csv_rows(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_seeds_with_items_use_the_hierarchical_bootstrap_and_pair_the_base_model(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    items_u = {f"t{i}": 5.0 + 0.01 * i for i in range(50)}
+    for seed in (0, 1):
+        _run(results, denoise_data_dir, "uniform", seed, weights=dict.fromkeys(NAMES, 0.2), testloss=5.0, items=items_u)
+        shifted = {k: v - 0.5 for k, v in items_u.items()}  # 0.5 lower on every item in both seeds
+        _run(
+            results, denoise_data_dir, "scalebio", seed, weights=dict.fromkeys(NAMES, 0.2), testloss=4.5, items=shifted
+        )
+    base = results / "denoise" / "tiny" / "base" / "eval" / "testloss"
+    base.mkdir(parents=True)
+    base.joinpath("summary.json").write_text(
+        json.dumps({"metric": "test_loss", "value": 6.0, "higher_is_better": False})
+    )
+    base.joinpath("losses.jsonl").write_text(
+        "".join(json.dumps({"id": k, "loss": v + 1}) + "\n" for k, v in items_u.items())
+    )
+    spec = {"models": ["tiny"], "methods": ["uniform", "scalebio"], "evals": ["testloss"], "seeds": [0, 1]}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    down = {r["method"]: r for r in _csv_rows(out / "downstream.csv")}
+    assert float(down["scalebio"]["diff_low"]) == pytest.approx(-0.5) and float(
+        down["base"]["diff_high"]
+    ) == pytest.approx(1.0)
+    assert "2 seeds × 50 items, hierarchical paired bootstrap" in (out / "downstream.md").read_text()
+    claims = {r["claim"]: r for r in _csv_rows(out / "claims.csv")}
+    beats = claims["ScaleBiO beats uniform on testloss"]  # lower loss is better: +0.5 after the sign flip
+    assert float(beats["value"]) == pytest.approx(0.5) and beats["verdict"] == "holds" == beats["verdict_holm"]
+    assert float(beats["p"]) == 0.0 and float(beats["mde"]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gap_closed_is_right_for_lower_is_better_and_oracles_are_reference_points(tmp_path, denoise_data_dir):
+    """test_loss (lower is better): uniform 5.0, oracle 4.0. ScaleBiO at 4.5 closes half the gap, LESS at 5.5 is
+    half a gap worse than uniform; both oracles come after the methods and get no gap of their own."""
+    from scalebio.report.tables import gap_closed
+
+    assert gap_closed(0.3, 0.2, 0.6) == pytest.approx(0.25) and gap_closed(4.5, 5.0, 4.0) == pytest.approx(0.5)
+    assert gap_closed(1.0, 0.5, 0.5) is None
+    results = tmp_path / "results"
+    losses = {"oracle": 4.0, "uniform": 5.0, "scalebio": 4.5, "less": 5.5, "oracle_clean": 4.2}
+    for method, loss in losses.items():
+        _run(results, denoise_data_dir, method, 0, weights=dict.fromkeys(NAMES, 0.2), testloss=loss)
+    spec = {"models": ["tiny"], "methods": list(losses), "evals": ["testloss"], "seeds": [0]}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    rows = _csv_rows(out / "downstream.csv")
+    assert [r["method"] for r in rows] == ["uniform", "scalebio", "less", "oracle", "oracle_clean"]
+    gap = {r["method"]: r["gap_closed"] for r in rows}
+    assert float(gap["scalebio"]) == pytest.approx(0.5) and float(gap["less"]) == pytest.approx(-0.5)
+    assert gap["oracle"] == gap["oracle_clean"] == gap["uniform"] == ""
+    claims = (out / "claims.md").read_text()
+    assert "the data mix matters (testloss, oracle)" in claims and "(testloss, oracle_clean)" in claims
+    assert "untested (one estimate, no interval)" in claims and "point estimate" not in claims
+
+
+def test_weights_table_shows_p_beside_the_sft_share_and_scalebio_movement(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    p = dict(zip(NAMES, [0.3, 0.25, 0.2, 0.15, 0.1]))
+    movement = {"sum_lr_theta": 0.585, "max_log_ratio": 1.0986, "final_window_dp": 0.0012,
+                "final_window_sum_lr_theta": 0.0031, "lr_theta_peak": 0.01, "low_lr_step": 52}  # fmt: skip
+    rd = _run(results, denoise_data_dir, "scalebio", 0, weights=p)
+    sel = json.loads((rd / "selection.json").read_text())
+    sel.update(movement=movement, clip_fraction={"u": 0.97, "w": 0.99}, steps=60)
+    (rd / "selection.json").write_text(json.dumps(sel))
+    _manifest(rd, dict(zip(NAMES, [3, 2, 2, 2, 1])), 10)  # the SFT set: 3/10 from noise000, ...
+    old = _run(results, denoise_data_dir, "scalebio", 1, weights=p)  # an older selection: no movement, no manifest
+    sel = json.loads((old / "selection.json").read_text())
+    sel.update(clip_fraction={"u": 0.1, "w": 0.2})
+    (old / "selection.json").write_text(json.dumps(sel))
+    picked = [{"source": "noise000", "id": f"noise000-{i}"} for i in range(10)]
+    _manifest(_run(results, denoise_data_dir, "less", 0, examples=picked), {"noise000": 10}, 10)
+    spec = {"models": ["tiny"], "methods": ["scalebio", "less"], "evals": [], "seeds": [0, 1], "budget": 10}
+    out = experiment_report("denoise", spec, results, denoise_data_dir)
+    md = (out / "weights.md").read_text()
+    assert "learned weight p and realised SFT-set share" in md and "share of the SFT budget" not in md
+    rows = {r["method"]: r for r in _csv_rows(out / "weights.csv")}
+    assert float(rows["scalebio"]["noise000"]) == pytest.approx(0.3)  # p: mean over both seeds
+    assert float(rows["scalebio"]["noise000_sft_share"]) == pytest.approx(0.3)  # only seed 0 built a set
+    assert float(rows["scalebio"]["noise100_sft_share"]) == pytest.approx(0.1)
+    assert float(rows["less"]["noise000_sft_share"]) == 1.0
+    table = [line for line in md.splitlines() if line.startswith("| tiny | less |")][0]
+    assert table.split(" | ")[3] == "—"  # an example-level method has no p
+    assert "| 0.585 (0.50× official) | 1.099 | 0.0012 | 0.0031 | 52 of 60 | 97 / 99 |" in md
+    assert "max \\|Δp\\| over last 10 % of steps" in md  # a "|" in a header would split the column
+    assert "clipped in most steps (u 97%, w 99%): u and w follow normalised gradients" in md
+    older = [line for line in md.splitlines() if line.startswith("| tiny | scalebio | 1 |")][0]
+    assert "| — | — | — | — | — | 10 / 20 | mostly unclipped |" in older
+
+
+def test_ceilings_of_the_data(tmp_path, denoise_data_dir):
+    from scalebio.report.weights_table import ceilings, data_ceilings
+
+    sizes = dict.fromkeys(NAMES, 120)
+    bad = dict(zip(NAMES, [0, 30, 60, 90, 120]))  # 0/25/50/75/100 % corrupted
+    c = ceilings(sizes, bad, ["noise000"], 240)
+    assert c.source_floor == pytest.approx(30 / 240) and c.example_floor == 0.0 and c.target_cap == 0.5
+    assert ceilings(sizes, bad, [], 600).example_floor == pytest.approx((600 - 300) / 600)
+    langs = {"spanish": 80, "english": 200, "french": 200}
+    c = ceilings(langs, None, ["spanish"], 240)
+    assert c.target_cap == pytest.approx(1 / 3) and c.source_floor is None and c.example_floor is None
+    assert ceilings(langs, None, ["spanish", "english"], 240).target_cap == 1.0  # capped at the whole set
+    card = json.loads((denoise_data_dir / "card.json").read_text())
+    c = data_ceilings(denoise_data_dir, card, NAMES, 100)  # 64 clean, then 36 of noise025
+    flags = [json.loads(line)["corrupted"] for line in (denoise_data_dir / "sources" / "noise025.jsonl").open()]
+    assert c.source_floor == pytest.approx(36 * sum(flags) / len(flags) / 100) and c.example_floor == 0.0
+
+
+def test_weights_note_says_when_source_and_example_level_methods_face_different_ceilings(tmp_path, denoise_data_dir):
+    results = tmp_path / "results"
+    _run(results, denoise_data_dir, "scalebio", 0, weights=dict.fromkeys(NAMES, 0.2))
+    _run(results, denoise_data_dir, "less", 0, examples=[{"source": "noise000", "id": "noise000-0"}])
+    spec = {"models": ["tiny"], "methods": ["scalebio", "less"], "evals": [], "seeds": [0], "budget": 100}
+    md = (experiment_report("denoise", spec, results, denoise_data_dir) / "weights.md").read_text()
+    assert "a source-level mixture (scalebio) cannot bring the harmful share below" in md
+    assert "an example-level selection (less) can reach 0.000" in md and "face different ceilings" in md
+
+
+def test_trajectory_marks_where_lr_theta_falls_below_a_tenth_of_its_peak():
+    from scalebio.report.figures import low_lr_step
+
+    rows = [{"step": i + 1, "lr_theta": lr} for i, lr in enumerate([0.05, 1.0, 0.8, 0.3, 0.09, 0.05])]
+    assert low_lr_step(rows) == 5  # the warm-up's 0.05 at step 1 comes before the peak: not counted
+    assert low_lr_step([{"step": 1, "lr_theta": 0.01}, {"step": 2, "lr_theta": 0.01}]) is None  # constant
+    assert low_lr_step([{"step": 1, "weights": {}}]) is None  # no lr_theta column
+
+
+def test_runtime_per_experiment_and_method(tmp_path):
+    """runtime.md's second table: per (experiment, model, method) the selection, SFT and evaluation seconds summed
+    over seeds and evaluations; a stage that did not run (the base model's selection) is missing, not 0 s."""
+    from scalebio.report.paper import benchmark_jobs, runtime_experiment_rows
+
+    head = "s\th:m:s\tmax_rss\tcpu_time\n"
+    for rel, wall, cpu in [
+        ("select/denoise/tiny/scalebio/s0.tsv", 10.0, 8.0),
+        ("select/denoise/tiny/scalebio/s1.tsv", 12.0, 9.0),
+        ("finetune/denoise/tiny/scalebio/s0.tsv", 5.0, 4.0),
+        ("eval/denoise/tiny/scalebio/s0/testloss.tsv", 2.0, 1.0),
+        ("eval/denoise/tiny/scalebio/s0/math.tsv", 3.0, 2.0),
+        ("eval/denoise/tiny/base/testloss.tsv", 1.5, 1.0),
+        ("select/other/tiny/scalebio/s0.tsv", 100.0, 90.0),
+    ]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(head + f"{wall}\t0:00:10\t100\t{cpu}\n")
+    rows = {(r["experiment"], r["method"]): r for r in runtime_experiment_rows(benchmark_jobs(tmp_path))}
+    sb = rows[("denoise", "scalebio")]
+    assert (sb["seeds"], sb["select_cpu_s"], sb["select_wall_s"], sb["eval_cpu_s"]) == (2, 17.0, 22.0, 3.0)
+    assert sb["total_cpu_s"] == 24.0 and rows[("other", "scalebio")]["total_cpu_s"] == 90.0
+    base = rows[("denoise", "base")]
+    assert base["select_cpu_s"] is None and base["finetune_wall_s"] is None and base["eval_wall_s"] == 1.5

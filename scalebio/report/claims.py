@@ -1,11 +1,14 @@
-"""The paper's claims, measured on one experiment, each with its interval and a verdict.
+"""The paper's claims, measured on one experiment, each with its interval, p-value and verdict.
 
 1. Weights (ScaleBiO's learned p, over seeds): on a denoising pool Spearman(noise rate, p) ≤ −0.9 ("weights fall
    as noise rises"); elsewhere the weight on the target sources exceeds their uniform share, and the weight on
    sources known to be harmful stays below theirs.
 2. Downstream (the first evaluation of the experiment): ScaleBiO's fine-tuned model beats each baseline (paired
    difference > 0); and two checks that the miniature can tell methods apart at all: uniform beats the base model,
-   the oracle beats uniform.
+   each oracle beats uniform.
+
+Every claim with an interval has a two-sided p-value against its threshold; Holm's correction runs over all of
+an experiment's claims that have one (``with_holm``), so a verdict that holds after it survives testing them all.
 """
 
 from __future__ import annotations
@@ -13,16 +16,28 @@ from __future__ import annotations
 from scipy.stats import spearmanr
 
 from scalebio.report.compare import base_difference, difference
-from scalebio.report.stats import Estimate, t_interval, verdict
+from scalebio.report.markdown import p_text
+from scalebio.report.stats import Estimate, holm, t_interval, verdict, verdict_from_p
 
 BASELINES = ("uniform", "less", "rho_loss", "reference", "doremi")
+SPEARMAN_TARGET = -0.9 + 1e-9
+"""Spearman ≤ −0.9, written as "< −0.9 + 1e-9" so that exactly −0.9 (possible with 5 sources) holds."""
 
 
 def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's ρ; 0 where one side is constant (scipy: nan): weights that did not move carry no ordering."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return 0.0
     return float(spearmanr(x, y).statistic)
 
 
-def _row(model, claim, measure, est: Estimate, threshold: float, direction: str, shown: str) -> dict:
+def is_oracle(method: str) -> bool:
+    """``oracle``, ``oracle_clean``, ...: reference points that know the answer, not methods."""
+    return method.startswith("oracle")
+
+
+def _row(model, claim, measure, est: Estimate, threshold: float, direction: str, shown: str, **extra) -> dict:
+    est = est.against(threshold)
     return {
         "model": model,
         "claim": claim,
@@ -32,8 +47,16 @@ def _row(model, claim, measure, est: Estimate, threshold: float, direction: str,
         "high": est.high,
         "estimate [95% CI]": est.text(),
         "threshold": shown,
+        "threshold_value": threshold,
+        "direction": direction,
         "verdict": verdict(est, threshold, direction),
+        "p": est.p,
+        "p (shown)": p_text(est.p),
+        "se": est.se,
+        "mde": est.mde,
+        "smallest detectable Δ (80 % power)": "—" if est.mde is None else f"{est.mde:.3f}",
         "interval over": est.over,
+        **extra,
     }
 
 
@@ -48,13 +71,22 @@ def higher_is_better(groups: dict, ev: str) -> bool:
     return next((r.evals[ev].higher_is_better for rs in groups.values() for r in rs if ev in r.evals), True)
 
 
+def metric_name(groups: dict, ev: str) -> str:
+    """The metric evaluation ``ev`` reports (its summaries' ``metric``; the evaluation's name otherwise)."""
+    return next((r.evals[ev].summary.get("metric") for rs in groups.values() for r in rs if ev in r.evals), None) or ev
+
+
 def weight_claims(card: dict, model: str, runs: list, sources: list[str]) -> list[dict]:
     if not runs:
         return []
     k = max(1, len(sources))
+    tag = {"kind": "weights", "comparator": "", "evaluation": "", "metric": "learned weight p"}
     if card.get("noise"):
         est = noise_spearman(card["noise"], runs)
-        return [_row(model, card.get("expected"), "Spearman(noise, ScaleBiO weight)", est, -0.9 + 1e-9, "<", "≤ −0.9")]
+        return [
+            _row(model, card.get("expected"), "Spearman(noise, ScaleBiO weight)", est, SPEARMAN_TARGET, "<", "≤ −0.9",
+                 **{**tag, "metric": "Spearman ρ"})
+        ]  # fmt: skip
     out = []
     for key, claim, direction in (
         ("targets", card.get("expected"), ">"),
@@ -66,36 +98,48 @@ def weight_claims(card: dict, model: str, runs: list, sources: list[str]) -> lis
         share = len(names) / k
         est = t_interval([sum(r.composition.get(n, 0.0) for n in names) - share for r in runs])
         measure = f"ScaleBiO weight on {names} − uniform share {share:.3g}"
-        out.append(_row(model, claim, measure, est, 0.0, direction, "> 0" if direction == ">" else "< 0"))
+        out.append(_row(model, claim, measure, est, 0.0, direction, "> 0" if direction == ">" else "< 0", **tag))
     return out
 
 
 def downstream_claims(model: str, groups: dict, base: dict, ev: str) -> list[dict]:
-    def oriented(est: Estimate, higher: bool) -> Estimate:
-        if higher or est.value is None:
-            return est
-        return Estimate(
-            -est.value, None if est.high is None else -est.high, None if est.low is None else -est.low, est.over
-        )
-
     rows = []
     sb = groups.get((model, "scalebio"), [])
     higher = higher_is_better(groups, ev)
     sign = "" if higher else " (lower is better: sign flipped)"
+    tag = {"evaluation": ev, "metric": metric_name(groups, ev)}
+
+    def oriented(est: Estimate) -> Estimate:
+        return est if higher else est.negated()
+
     for b in BASELINES:
         rs = groups.get((model, b))
         if sb and rs:
-            est = oriented(difference(sb, rs, ev), higher)
-            rows.append(_row(model, f"ScaleBiO beats {b} on {ev}", f"ScaleBiO − {b}{sign}", est, 0.0, ">", "> 0"))
-    uniform, oracle = groups.get((model, "uniform")), groups.get((model, "oracle"))
+            est = oriented(difference(sb, rs, ev))
+            rows.append(_row(model, f"ScaleBiO beats {b} on {ev}", f"ScaleBiO − {b}{sign}", est, 0.0, ">", "> 0",
+                             kind="downstream", comparator=b, **tag))  # fmt: skip
+    uniform = groups.get((model, "uniform"))
     if uniform and base.get(model, {}).get(ev) is not None:
-        d = base_difference(base[model][ev], uniform, ev)
-        est = oriented(Estimate(None if d.value is None else -d.value, None if d.high is None else -d.high,
-                                None if d.low is None else -d.low, d.over), higher)  # fmt: skip
-        rows.append(_row(model, f"fine-tuning helps ({ev})", f"uniform − base{sign}", est, 0.0, ">", "> 0"))
-    if uniform and oracle:
-        est = oriented(difference(oracle, uniform, ev), higher)
-        rows.append(_row(model, f"the data mix matters ({ev})", f"oracle − uniform{sign}", est, 0.0, ">", "> 0"))
+        est = oriented(base_difference(base[model][ev], uniform, ev).negated())
+        rows.append(_row(model, f"fine-tuning helps ({ev})", f"uniform − base{sign}", est, 0.0, ">", "> 0",
+                         kind="check", comparator="base", **tag))  # fmt: skip
+    for oracle in sorted(m for mm, m in groups if mm == model and is_oracle(m)):
+        if uniform:
+            est = oriented(difference(groups[(model, oracle)], uniform, ev))
+            rows.append(_row(model, f"the data mix matters ({ev}, {oracle})", f"{oracle} − uniform{sign}", est, 0.0,
+                             ">", "> 0", kind="check", comparator=oracle, **tag))  # fmt: skip
+    return rows
+
+
+def with_holm(rows: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Adds ``p_holm`` and ``verdict_holm``: Holm's correction over every row with a p-value (one experiment)."""
+    tested = [r for r in rows if r["p"] is not None]
+    for r, p in zip(tested, holm([r["p"] for r in tested])):
+        r["p_holm"] = p
+    for r in rows:
+        r.setdefault("p_holm", None)
+        r["p (Holm, shown)"] = p_text(r["p_holm"])
+        r["verdict_holm"] = verdict_from_p(r["value"], r["p_holm"], r["threshold_value"], r["direction"], alpha)
     return rows
 
 
@@ -105,4 +149,4 @@ def claims(card: dict, groups: dict, base: dict, evals: list[str], sources: list
         rows += weight_claims(card, model, groups.get((model, "scalebio"), []), sources)
         if evals:
             rows += downstream_claims(model, groups, base, evals[0])
-    return rows
+    return with_holm(rows)

@@ -33,10 +33,10 @@ def composition(sel: dict) -> dict[str, float]:
     return {s: c / total for s, c in counts.items()}
 
 
-def selection_corruption(sel: dict, data_dir: Path) -> float | None:
-    """Expected fraction of corrupted (harmful) examples in what a selection picks, where sources mark them."""
+def corruption_flags(data_dir: Path, names: list[str]) -> dict[str, dict[str, bool]] | None:
+    """{source: {example id: corrupted?}}, or None unless every source exists and marks its rows ``corrupted``."""
     flags = {}
-    for name in sel["sources"]:
+    for name in names:
         path = data_dir / "sources" / f"{name}.jsonl"
         if not path.exists():
             return None
@@ -44,10 +44,26 @@ def selection_corruption(sel: dict, data_dir: Path) -> float | None:
         if not rows or "corrupted" not in rows[0]:
             return None
         flags[name] = {r["id"]: bool(r["corrupted"]) for r in rows}
+    return flags
+
+
+def selection_corruption(sel: dict, data_dir: Path) -> float | None:
+    """Expected fraction of corrupted (harmful) examples in what a selection picks, where sources mark them."""
+    flags = corruption_flags(data_dir, sel["sources"])
+    if flags is None:
+        return None
     if sel["kind"] == "weights":
         return sum(p * sum(flags[s].values()) / len(flags[s]) for s, p in sel["weights"].items())
     picked = [flags[e["source"]][e["id"]] for e in sel["examples"]]
     return sum(picked) / max(1, len(picked))
+
+
+def sft_share(manifest: dict | None) -> dict[str, float] | None:
+    """Share of the budget N each source got in the SFT set actually built (manifest ``counts`` / ``budget``; the
+    appended validation rows are not in ``counts``). None without a manifest (a ``weights_only`` run)."""
+    if not manifest or not manifest.get("counts") or not manifest.get("budget"):
+        return None
+    return {s: c / manifest["budget"] for s, c in manifest["counts"].items()}
 
 
 @dataclass
@@ -87,11 +103,14 @@ class Run:
     seed: int
     selection: dict
     composition: dict[str, float]
+    """What the selection hands on: p for a weights selection, the share of chosen examples otherwise."""
     corruption: float | None
     wall_time_s: float | None
     trajectory: list[dict]
     duplicates: int
     evals: dict[str, Evaluation]
+    sft_share: dict[str, float] | None = None
+    """Share of the budget per source in the SFT set built from the selection (None: no SFT set)."""
 
 
 def collect(experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int]):
@@ -106,7 +125,7 @@ def collect(experiment: str, spec: dict, results: Path, data_dir: Path, seeds: l
                 sel = read_json(rd / "selection.json")
                 if sel is None:
                     continue
-                manifest = read_json(rd / "sft_data" / "manifest.json") or {}
+                manifest = read_json(rd / "sft_data" / "manifest.json")
                 metrics = rd / "metrics.jsonl"
                 runs.append(
                     Run(
@@ -120,8 +139,9 @@ def collect(experiment: str, spec: dict, results: Path, data_dir: Path, seeds: l
                         trajectory=[r for r in read_jsonl(metrics, add_ids=False) if "weights" in r]
                         if metrics.exists()
                         else [],
-                        duplicates=sum((manifest.get("duplicates") or {}).values()),
+                        duplicates=sum(((manifest or {}).get("duplicates") or {}).values()),
                         evals={ev: e for ev in spec.get("evals", []) if (e := read_evaluation(rd / "eval" / ev))},
+                        sft_share=sft_share(manifest),
                     )
                 )
     return runs, base

@@ -1,33 +1,45 @@
-"""Paired differences between two methods' evaluations (the rule every table and claim uses)."""
+"""Paired differences between two methods' evaluations (the rule every table and claim uses).
+
+Per-item scores on every paired seed → hierarchical paired bootstrap over seeds and items (one seed: over items
+only, and the interval says so); otherwise a t-interval over the seeds' summary values; one seed without items:
+a single estimate, no interval.
+"""
 
 from __future__ import annotations
 
-from scalebio.report.stats import Estimate, paired_bootstrap, t_interval
+from dataclasses import replace
+
+from scalebio.report.stats import Estimate, hierarchical_bootstrap, t_interval
+
+
+def _paired(pairs: list[tuple], a_eval, b_eval) -> Estimate:
+    """a − b over ``pairs`` of (seed, a, b) runs; ``a_eval``/``b_eval`` read the evaluation of one side."""
+    if not pairs:
+        return Estimate(None)
+    got = [(s, a_eval(a), b_eval(b)) for s, a, b in pairs]
+    if all(ea.items and eb.items for _, ea, eb in got):
+        return hierarchical_bootstrap({s: ea.items for s, ea, _ in got}, {s: eb.items for s, _, eb in got})
+    if len(got) >= 2:
+        est = t_interval([ea.value - eb.value for _, ea, eb in got])
+        return replace(est, over=est.over.replace("t-interval", "t-interval; no per-item scores"))
+    _, ea, eb = got[0]
+    return Estimate(ea.value - eb.value, over="1 seed (no per-item scores)")
 
 
 def difference(rs_a: list, rs_b: list, ev: str) -> Estimate:
-    """method a − method b on evaluation ``ev``: paired over seeds, or over test items with one seed."""
+    """method a − method b on evaluation ``ev``, paired by seed (and by item where items exist)."""
     by_seed_b = {r.seed: r for r in rs_b}
     pairs = [
-        (r, by_seed_b[r.seed]) for r in rs_a if r.seed in by_seed_b and ev in r.evals and ev in by_seed_b[r.seed].evals
+        (r.seed, r, by_seed_b[r.seed])
+        for r in rs_a
+        if r.seed in by_seed_b and ev in r.evals and ev in by_seed_b[r.seed].evals
     ]
-    if not pairs:
-        return Estimate(None)
-    if len(pairs) >= 2:
-        return t_interval([a.evals[ev].value - b.evals[ev].value for a, b in pairs])
-    a, b = pairs[0]
-    if a.evals[ev].items and b.evals[ev].items:
-        return paired_bootstrap(a.evals[ev].items, b.evals[ev].items)
-    return Estimate(a.evals[ev].value - b.evals[ev].value, over="1 seed")
+    return _paired(pairs, lambda r: r.evals[ev], lambda r: r.evals[ev])
 
 
 def base_difference(base_eval, rs_b: list, ev: str) -> Estimate:
-    """base model − method b (the base model has no seed: paired with each seed's run, or over items)."""
-    runs = [r for r in rs_b if ev in r.evals]
-    if base_eval is None or not runs:
+    """base model − method b. The base model has no seed: it is paired with each seed's run on the same items."""
+    if base_eval is None:
         return Estimate(None)
-    if len(runs) >= 2:
-        return t_interval([base_eval.value - r.evals[ev].value for r in runs])
-    if base_eval.items and runs[0].evals[ev].items:
-        return paired_bootstrap(base_eval.items, runs[0].evals[ev].items)
-    return Estimate(base_eval.value - runs[0].evals[ev].value, over="1 seed")
+    pairs = [(r.seed, None, r) for r in rs_b if ev in r.evals]
+    return _paired(pairs, lambda _: base_eval, lambda r: r.evals[ev])

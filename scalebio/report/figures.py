@@ -13,9 +13,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
+LOW_LR = 0.1
+"""The trajectory figure marks where η_θ falls below this fraction of its peak: past it, p barely moves."""
+
+
+def low_lr_step(trajectory: list[dict], fraction: float = LOW_LR) -> int | None:
+    """First step after the peak (i.e. after warm-up) whose ``lr_theta`` is below ``fraction`` of the peak."""
+    lrs = [(row["step"], row["lr_theta"]) for row in trajectory if row.get("lr_theta") is not None]
+    if not lrs:
+        return None
+    peak = max(lr for _, lr in lrs)
+    at_peak = next(i for i, (_, lr) in enumerate(lrs) if lr == peak)
+    return next((step for step, lr in lrs[at_peak:] if lr < fraction * peak), None)
+
 
 def plot_weights(path: Path, experiment: str, weight_rows: list[dict], sources: list[str]) -> None:
-    """Share of the SFT budget per source (mean ± SD over seeds), one bar per (method, model)."""
+    """What each method hands on per source (mean ± SD over seeds): p for weights selections, the share of chosen
+    examples for example-level ones; one bar per (method, model)."""
     fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(sources) + 3), 4.0), layout="constrained")
     width = 0.8 / max(1, len(weight_rows))
     for i, r in enumerate(weight_rows):
@@ -30,7 +44,7 @@ def plot_weights(path: Path, experiment: str, weight_rows: list[dict], sources: 
     if sources:
         ax.axhline(1 / len(sources), color="k", ls="--", lw=0.8, label="uniform share")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sources))], sources, rotation=25, ha="right")
-    ax.set_ylabel("share of the SFT budget")
+    ax.set_ylabel("p (weights) / share of chosen examples")
     ax.set_title(f"{experiment}: data composition per method (mean ± SD over seeds)", fontsize=10)
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     fig.savefig(path, dpi=120)
@@ -56,6 +70,8 @@ def plot_trajectories(path: Path, experiment: str, groups: dict, sources: list[s
             if len(trajs) > 1:
                 ax.fill_between(steps, [m - d for m, d in zip(mean, sd)], [m + d for m, d in zip(mean, sd)],
                                 color=line.get_color(), alpha=0.15)  # fmt: skip
+        if (low := low_lr_step(trajs[0])) is not None:  # one schedule per method: the first seed's
+            ax.axvline(low, color="k", ls="--", lw=0.8, label=f"lr_θ < {100 * LOW_LR:.0f} % of peak")
         ax.set_title(f"{method} weights, {model} ({len(trajs)} seed{'s' if len(trajs) != 1 else ''})", fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("p")

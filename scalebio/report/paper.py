@@ -1,6 +1,5 @@
-"""Cross-experiment tables: the paper's numbers beside ours, and where the run's time went.
-
-    python -m scalebio summary --results results/default --config-json JSON
+"""Cross-experiment tables: the paper's numbers beside ours, and where the run's time went (written by
+``python -m scalebio summary``, ``scalebio.report.summary``).
 
 ``paper_vs_ours_<table>.{csv,md}``: shaped like the paper's tables (rows: methods; columns: the paper's models with
 the paper's metrics, then our model on the miniature's metric). Every paper number comes from
@@ -8,25 +7,25 @@ the paper's metrics, then our model on the miniature's metric). Every paper numb
 feeds a table when its config says ``paper_table: math`` or ``paper_table: mtbench``; our number is its first
 evaluation's mean ± SD over seeds (from its ``downstream.csv``).
 
-``runtime.{csv,md}``: wall time of every job from Snakemake's ``benchmark:`` files, summed per stage and method.
+``runtime.{csv,md}``: wall and CPU time of every job from Snakemake's ``benchmark:`` files, summed per stage and
+method, and per experiment × method (selection, SFT, evaluation), so a per-method question has an answer.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from scalebio.common.runtime import DataError, atomic_write_text, main_guard
-from scalebio.report.tables import markdown_table
+from scalebio.common.runtime import DataError
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 METHOD_NAMES = {"uniform": "Uniform", "less": "LESS", "rho_loss": "RHO-LOSS", "reference": "RHO-LOSS",
-                "scalebio": "ScaleBiO", "doremi": "DoReMi", "oracle": "oracle (reference point)", "base": "base model"}  # fmt: skip
-ORDER = ["base", "uniform", "less", "rho_loss", "reference", "doremi", "scalebio", "oracle"]
+                "scalebio": "ScaleBiO", "doremi": "DoReMi", "oracle": "oracle (reference point)",
+                "oracle_clean": "oracle, clean examples (reference point)", "base": "base model"}  # fmt: skip
+ORDER = ["base", "uniform", "less", "rho_loss", "reference", "doremi", "scalebio", "oracle", "oracle_clean"]
 
 
 def load_paper_numbers(path: Path = PAPER_NUMBERS) -> dict:
@@ -105,31 +104,58 @@ def paper_table(
     return header, body, notes
 
 
+@dataclass
+class JobTime:
+    """One job's Snakemake benchmark: where it ran in the DAG and its wall and CPU seconds."""
+
+    stage: str
+    experiment: str
+    model: str
+    method: str
+    seed: int | None
+    wall_s: float
+    cpu_s: float
+
+
+def _job(rel: tuple[str, ...], row: dict) -> JobTime:
+    """``select|finetune/<e>/<m>/<method>/s<seed>.tsv``, ``eval/<e>/<m>/<method>/s<seed>/<ev>.tsv``,
+    ``eval/<e>/<m>/base/<ev>.tsv``; other stages keep only their name (method "-")."""
+    stage, wall, cpu = rel[0], float(row["s"]), float(row.get("cpu_time") or 0.0)
+    if stage not in ("select", "finetune", "eval") or len(rel) < 5:
+        return JobTime(stage, rel[1].removesuffix(".tsv") if len(rel) > 1 else "", "", "-", None, wall, cpu)
+    seed_part = rel[4].removesuffix(".tsv")
+    seed = int(seed_part[1:]) if seed_part[:1] == "s" and seed_part[1:].isdigit() else None
+    return JobTime(stage, rel[1], rel[2], rel[3], seed, wall, cpu)
+
+
+def benchmark_jobs(bench_dir: Path) -> list[JobTime]:
+    """Every job's benchmark file under ``bench_dir`` (Snakemake's ``benchmark:`` tsv: ``s`` and ``cpu_time``)."""
+    jobs = []
+    for f in sorted(bench_dir.rglob("*.tsv")):
+        with open(f) as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"), None)
+        if row:
+            jobs.append(_job(f.relative_to(bench_dir).parts, row))
+    return jobs
+
+
+def _sum(jobs: list[JobTime]) -> tuple[float | None, float | None]:
+    """(wall, CPU) seconds summed; (None, None) without jobs (a stage that did not run is not a 0 s stage)."""
+    if not jobs:
+        return None, None
+    return round(sum(j.wall_s for j in jobs), 1), round(sum(j.cpu_s for j in jobs), 1)
+
+
 def runtime_rows(bench_dir: Path) -> list[dict]:
     """Wall and CPU seconds per (stage, method) summed over Snakemake's benchmark files, and the total.
 
     CPU seconds are reported beside wall seconds because a job's wall time grows when other work shares the
     cores, its CPU time much less: on a shared machine, total CPU seconds / cores estimates the idle wall time."""
-    totals: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for f in sorted(bench_dir.rglob("*.tsv")):
-        rel = f.relative_to(bench_dir).parts
-        stage = rel[0]
-        method = rel[3] if stage in ("select", "finetune", "eval") and len(rel) > 3 else "-"
-        with open(f) as fh:
-            row = next(csv.DictReader(fh, delimiter="\t"), None)
-        if row:
-            cpu = float(row.get("cpu_time") or 0.0)
-            totals.setdefault((stage, method.removesuffix(".tsv")), []).append((float(row["s"]), cpu))
-    rows = [
-        {
-            "stage": s,
-            "method": m,
-            "jobs": len(v),
-            "wall_s": round(sum(w for w, _ in v), 1),
-            "cpu_s": round(sum(c for _, c in v), 1),
-        }
-        for (s, m), v in sorted(totals.items())
-    ]
+    totals: dict[tuple[str, str], list[JobTime]] = {}
+    for j in benchmark_jobs(bench_dir):
+        totals.setdefault((j.stage, j.method), []).append(j)
+    rows = [{"stage": s, "method": m, "jobs": len(v), **dict(zip(("wall_s", "cpu_s"), _sum(v)))}
+            for (s, m), v in sorted(totals.items())]  # fmt: skip
     rows.append(
         {
             "stage": "total",
@@ -142,42 +168,37 @@ def runtime_rows(bench_dir: Path) -> list[dict]:
     return rows
 
 
-def _csv(header: list[str], rows: list[list[str]]) -> str:
-    return "".join(",".join(f'"{c}"' for c in line) + "\n" for line in [header, *rows])
+PIPELINE = ("select", "finetune", "eval")
 
 
-def summary(results: Path, config: dict) -> None:
-    out = results / "report"
-    numbers = load_paper_numbers()
-    for kind, title in (("math", "Math reasoning"), ("mtbench", "Instruction following (MT-Bench)")):
-        header, rows, notes = paper_table(kind, config["experiments"], results, numbers)
-        atomic_write_text(out / f"paper_vs_ours_{kind}.csv", _csv(header, rows))
-        text = (
-            f"# {title}: the paper's numbers and ours\n\n"
-            + markdown_table(header, rows)
-            + "\n"
-            + "\n".join(f"- {n}" for n in notes)
-        )
-        atomic_write_text(out / f"paper_vs_ours_{kind}.md", text + "\n")
-    rows = runtime_rows(results / "benchmarks")
-    header = ["stage", "method", "jobs", "wall_s", "cpu_s"]
-    table = [[str(r[h]) for h in header] for r in rows]
-    atomic_write_text(out / "runtime.csv", _csv(header, table))
-    atomic_write_text(
-        out / "runtime.md",
-        "# Time per stage (Snakemake benchmark files; job wall and CPU seconds, summed)\n\n"
-        + markdown_table(header, table),
-    )
+def runtime_experiment_rows(jobs: list[JobTime]) -> list[dict]:
+    """Per (experiment, model, method): selection, SFT and evaluation wall and CPU seconds summed over seeds (and
+    over a run's evaluations), so that "what did method X cost in experiment Y" has an answer."""
+    runs: dict[tuple[str, str, str], list[JobTime]] = {}
+    for j in jobs:
+        if j.stage in PIPELINE:
+            runs.setdefault((j.experiment, j.model, j.method), []).append(j)
+    rows = []
+    for (exp, model, method), js in sorted(runs.items()):
+        row = {"experiment": exp, "model": model, "method": method,
+               "seeds": len({j.seed for j in js if j.seed is not None})}  # fmt: skip
+        for stage in PIPELINE:
+            row[f"{stage}_wall_s"], row[f"{stage}_cpu_s"] = _sum([j for j in js if j.stage == stage])
+        row["total_wall_s"], row["total_cpu_s"] = _sum(js)
+        rows.append(row)
+    return rows
 
 
-@main_guard
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio summary", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results", required=True, help="the config's results folder")
-    ap.add_argument("--config-json", required=True, help="the workflow config as JSON")
-    a = ap.parse_args(argv)
-    summary(Path(a.results), json.loads(a.config_json))
-
-
-if __name__ == "__main__":
-    main()
+def run_cpu_s(jobs: list[JobTime], experiment: str, model: str, method: str, select_from: dict | None = None):
+    """End-to-end CPU seconds of one method in one experiment: selection + SFT + every evaluation of a run, mean
+    over seeds (None without any). ``select_from``: seed -> the experiment whose selection this one copies (a
+    twin, ``configcheck.selection_twin``): that experiment's selection job did the work, the copy is not counted."""
+    select_from = select_from or {}
+    per_seed: dict[int, float] = {}
+    for j in jobs:
+        if j.stage not in PIPELINE or j.seed is None or (j.model, j.method) != (model, method):
+            continue
+        home = select_from.get(j.seed, experiment) if j.stage == "select" else experiment
+        if j.experiment == home:
+            per_seed[j.seed] = per_seed.get(j.seed, 0.0) + j.cpu_s
+    return sum(per_seed.values()) / len(per_seed) if per_seed else None

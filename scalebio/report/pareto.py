@@ -27,8 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 from scalebio.common.runtime import ConfigError  # noqa: E402
+from scalebio.report.markdown import pm, write_table  # noqa: E402
 from scalebio.report.stats import mean_sd, t_interval  # noqa: E402
-from scalebio.report.tables import pm, write_table  # noqa: E402
 
 
 def target_losses(run, ev: str, targets: list[str]) -> dict[str, float] | None:

@@ -32,9 +32,10 @@ from scalebio.common.runtime import ConfigError, main_guard  # noqa: E402
 from scalebio.report.claims import higher_is_better, noise_spearman  # noqa: E402
 from scalebio.report.collect import collect, read_json  # noqa: E402
 from scalebio.report.compare import difference  # noqa: E402
+from scalebio.report.markdown import pm, write_table  # noqa: E402
 from scalebio.report.pareto import pareto_report  # noqa: E402
 from scalebio.report.stats import Estimate, mean_sd, verdict  # noqa: E402
-from scalebio.report.tables import experiment_arguments, group, pm, source_names, write_table  # noqa: E402
+from scalebio.report.tables import experiment_arguments, group, source_names  # noqa: E402
 
 KINDS = ("stability", "online", "clusters", "pareto")
 SD_TARGET, RHO_TARGET, COLLAPSE = 0.02, -0.9, 0.8

@@ -4,12 +4,13 @@
 
 Writes ``<results>/<experiment>/report/``:
 
-    weights.{csv,md}      share of the SFT budget per source: mean ± SD over seeds, per (model, method)
+    weights.{csv,md}      per (model, method) and source: learned p and realised SFT-set share (mean ± SD over
+                          seeds); ScaleBiO's movement, convergence and clipping per run; the data's ceilings
     downstream.{csv,md}   every evaluation: mean ± SD over seeds (base model once), the paired difference to
                           uniform with its 95 % interval, and the share of the uniform→oracle gap closed
     cost.{csv,md}         wall time and tokens of each selection, mean ± SD
-    claims.{csv,md}       the paper's claims measured here, with intervals and a verdict (holds / does not hold /
-                          inconclusive)
+    claims.{csv,md}       the paper's claims measured here, with intervals, p-values (raw and Holm), verdicts
+                          (holds / does not hold / inconclusive / untested) and the smallest detectable Δ
     weights.png, trajectory.png, downstream.png
 
 Every number is a reduced-scale miniature; the downstream table names the grader or judge of each metric.
@@ -21,66 +22,31 @@ import argparse
 import json
 from pathlib import Path
 
-from scalebio.common.runtime import atomic_write_text, main_guard
-from scalebio.report.claims import claims
+from scalebio.common.runtime import main_guard
+from scalebio.report.claims import claims, is_oracle
 from scalebio.report.collect import collect, read_json
 from scalebio.report.compare import base_difference, difference
 from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
-from scalebio.report.stats import Estimate, mean_sd
-
-
-def fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def pm(mean, sd, digits: int = 3) -> str:
-    if mean is None:
-        return "—"
-    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table of already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
-
-def write_table(out: Path, stem: str, rows: list[dict], csv_cols: list[str], md_cols: list[str], title: str, note=""):
-    """``stem.csv`` (machine-readable columns) and ``stem.md`` (what a reader reads: mean ± SD strings)."""
-    csv = (
-        ",".join(csv_cols)
-        + "\n"
-        + "".join(",".join(fmt(r.get(c)).replace(",", ";") for c in csv_cols) + "\n" for r in rows)
-    )
-    md = f"# {title}\n\n" + (f"{note}\n\n" if note else "")
-    md += markdown_table(md_cols, [[fmt(r.get(c)) for c in md_cols] for r in rows])
-    atomic_write_text(out / f"{stem}.csv", csv.replace("—", ""))
-    atomic_write_text(out / f"{stem}.md", md)
+from scalebio.report.markdown import pm, write_table
+from scalebio.report.stats import UNTESTED, Estimate, mean_sd
+from scalebio.report.weights_table import data_ceilings, write_weights
 
 
 def group(runs) -> dict[tuple[str, str], list]:
+    """(model, method) -> runs, in the config's method order with the ``oracle*`` reference points last."""
     out: dict[tuple[str, str], list] = {}
-    for r in runs:
+    for r in sorted(runs, key=lambda r: is_oracle(r.method)):  # stable: keeps the config's order otherwise
         out.setdefault((r.model, r.method), []).append(r)
     return out
 
 
-def weight_rows(groups: dict, sources: list[str]) -> list[dict]:
-    rows = []
-    for (model, method), rs in groups.items():
-        row = {"model": model, "method": method, "kind": rs[0].selection["kind"], "seeds": len(rs)}
-        for s in sources:
-            m, sd = mean_sd([r.composition.get(s, 0.0) for r in rs])
-            row[s], row[f"{s}_sd"], row[f"{s} (mean ± SD)"] = m, sd, pm(m, sd)
-        m, sd = mean_sd([r.corruption for r in rs])
-        row["harmful_share"], row["harmful_share_sd"], row["harmful share (mean ± SD)"] = m, sd, pm(m, sd)
-        row["duplicates"] = max(r.duplicates for r in rs)
-        rows.append(row)
-    return rows
+def gap_closed(value: float | None, uniform: float | None, oracle: float | None) -> float | None:
+    """Share of the uniform→oracle gap a method closes: (value − uniform) / (oracle − uniform). The ratio of two
+    differences on the same scale has the same sign whichever way the metric improves, so it holds for
+    lower-is-better metrics (test loss) too: 1 = as good as the oracle, 0 = uniform, < 0 = worse than uniform."""
+    if None in (value, uniform, oracle) or oracle == uniform:
+        return None
+    return (value - uniform) / (oracle - uniform)
 
 
 def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
@@ -106,9 +72,7 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
                     values, summary = [g.value for g in got], got[0].summary
                     diff = difference(rs, uniform, ev) if method != "uniform" else Estimate(None)
                 m, sd = mean_sd(values)
-                gap = None
-                if None not in (m, u_mean, o_mean) and o_mean != u_mean and method not in ("uniform", "oracle"):
-                    gap = (m - u_mean) / (o_mean - u_mean)
+                gap = None if method == "uniform" or is_oracle(method) else gap_closed(m, u_mean, o_mean)
                 rows.append(
                     {
                         "model": model,
@@ -123,6 +87,8 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
                         "diff_vs_uniform": diff.value,
                         "diff_low": diff.low,
                         "diff_high": diff.high,
+                        "diff_p": diff.p,
+                        "diff_se": diff.se,
                         "Δ vs uniform [95% CI]": diff.text(),
                         "interval over": diff.over,
                         "gap_closed": gap,
@@ -181,29 +147,22 @@ def experiment_report(
     sources = source_names(card, runs)
     evals = list(spec.get("evals", []))
 
-    w_rows = weight_rows(groups, sources)
-    show = [f"{s} (mean ± SD)" for s in sources]
-    harmful = any(r["harmful_share"] is not None for r in w_rows)
-    write_table(
-        out, "weights", w_rows,
-        ["model", "method", "kind", "seeds", *[c for s in sources for c in (s, f"{s}_sd")], "harmful_share", "harmful_share_sd", "duplicates"],
-        ["model", "method", "seeds", *show] + (["harmful share (mean ± SD)"] if harmful else []),
-        f"{experiment}: share of the SFT budget per source (mean ± SD over seeds)",
-        f"Expected (paper claim): {card.get('expected', 'n/a')}. Uniform share = {1 / max(1, len(sources)):.3g}. "
-        "`oracle` knows the target sources by construction: a reference point, not a method."
-        + (" Harmful share = expected fraction of corrupted / wrong examples in the selection." if harmful else ""),
-    )  # fmt: skip
+    budget = spec.get("budget") or next((r.selection.get("budget") for r in runs), 0) or 0
+    w_rows = write_weights(out, experiment, groups, sources, card, data_ceilings(data_dir, card, sources, budget))
     d_rows = downstream_rows(groups, base, evals)
     write_table(
         out, "downstream", d_rows,
         ["model", "method", "evaluation", "metric", "mean", "sd", "seeds", "n_items", "diff_vs_uniform", "diff_low",
-         "diff_high", "gap_closed", "higher_is_better", "comparable_to_paper"],
+         "diff_high", "diff_p", "diff_se", "gap_closed", "higher_is_better", "comparable_to_paper"],
         ["model", "method", "evaluation", "metric", "value (mean ± SD)", "seeds", "n_items", "Δ vs uniform [95% CI]",
          "interval over", "uniform→oracle gap closed", "grader/judge"],
         f"{experiment}: evaluation of the fine-tuned models",
-        "Reduced-scale miniature: not comparable to the paper's tables (see paper_vs_ours). Δ is paired: over seeds "
-        "when there are several, else over test items (bootstrap). test_loss: lower is better. Offline log-prob "
-        "judge scores, where present, are not GPT-4 MT-Bench scores.",
+        "Reduced-scale miniature: not comparable to the paper's tables (see paper_vs_ours). Δ is paired by seed and "
+        "test item: a hierarchical bootstrap resamples seeds, then items within each seed (one seed: items only, "
+        "training randomness not covered; a t-interval over seeds where per-item scores are missing). Gap closed = "
+        "(method − uniform) / (oracle − uniform): 100 % = as good as the oracle, whichever way the metric improves; "
+        "`oracle*` rows are reference points. test_loss: lower is better. Offline log-prob judge scores, where "
+        "present, are not GPT-4 MT-Bench scores.",
     )  # fmt: skip
     c_rows = cost_rows(groups)
     write_table(
@@ -215,11 +174,19 @@ def experiment_report(
     cl_rows = claims(card, groups, base, evals, sources)
     write_table(
         out, "claims", cl_rows,
-        ["model", "claim", "measure", "value", "low", "high", "threshold", "verdict", "interval over"],
-        ["model", "claim", "measure", "estimate [95% CI]", "threshold", "verdict", "interval over"],
+        ["model", "claim", "kind", "comparator", "evaluation", "metric", "measure", "value", "low", "high", "se",
+         "threshold", "threshold_value", "direction", "verdict", "p", "p_holm", "verdict_holm", "mde",
+         "interval over"],
+        {"model": "model", "claim": "claim", "measure": "measure", "estimate [95% CI]": "estimate [95% CI]",
+         "threshold": "threshold", "verdict": "verdict", "p (shown)": "p", "p (Holm, shown)": "p (Holm)",
+         "verdict_holm": "verdict (Holm)", "smallest detectable Δ (80 % power)": "smallest detectable Δ (80 % power)",
+         "interval over": "interval over"},
         f"{experiment}: the paper's claims measured on this miniature",
-        "Verdict: holds / does not hold when the whole 95 % interval is on one side of the threshold, "
-        "inconclusive when it covers it.",
+        "Verdict: holds / does not hold when the whole 95 % interval is on one side of the threshold, inconclusive "
+        f"when it covers it, {UNTESTED} for a single estimate (one seed, no per-item scores). p: two-sided, against "
+        "the threshold; p (Holm): Holm's correction over this experiment's claims that have a p-value, and its "
+        "verdict at 5 %. Smallest detectable Δ = (z₀.₉₇₅ + z₀.₈₀)·SE = 2.80·SE: the true difference this "
+        "comparison finds with 80 % power; a smaller real effect may read inconclusive.",
     )  # fmt: skip
     plot_weights(out / "weights.png", experiment, w_rows, sources)
     plot_trajectories(out / "trajectory.png", experiment, groups, sources)

@@ -100,6 +100,8 @@ rule report_study:
 rule report_summary:
     input:
         [f"{RESULTS}/{exp}/report/downstream.csv" for exp in experiments()],
+        # the verdict table reads every experiment's claims
+        [f"{RESULTS}/{exp}/report/claims.csv" for exp in experiments()],
     output:
         math=report(
             f"{RESULTS}/report/paper_vs_ours_math.csv",
@@ -122,6 +124,13 @@ rule report_summary:
             subcategory="wall time per stage",
         ),
         runtime_md=f"{RESULTS}/report/runtime.md",
+        verdicts=report(
+            f"{RESULTS}/report/verdicts.csv",
+            caption="../report/verdicts.rst",
+            category="paper vs ours",
+            subcategory="verdicts",
+        ),
+        verdicts_md=f"{RESULTS}/report/verdicts.md",
     log:
         f"{LOGS}/report/summary.log",
     localrule: True
