@@ -170,10 +170,27 @@ def train(run: Run, phase: str, model, tokenizer, examples: list[dict], cfg: SFT
     return history
 
 
-def top_n(scores: torch.Tensor, n: int) -> list[int]:
-    """Indices of the ``n`` largest scores (ties broken by index, so the result is deterministic)."""
-    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+SCORE_DIGITS = 4
+"""Example scores are ranked after rounding to this many digits of the largest |score| (a grid of 1e-4 of it)."""
+
+
+def top_n(scores: torch.Tensor, n: int, ties: list | None = None) -> list[int]:
+    """Indices of the ``n`` largest scores, ranked on a grid of 10^-SCORE_DIGITS × max|score| with ties broken by
+    ``ties`` (the examples' (source, id); their index if not given).
+
+    Why the grid: float reductions differ between CPUs by ~1e-7 relative, which reorders examples whose scores
+    differ by less and so changes which examples a selection picks from machine to machine; on the grid such
+    near-equal scores are tied and their order is the ids', the same everywhere."""
+    values = [float(v) for v in scores]
+    step = max((abs(v) for v in values), default=0.0) * 10.0**-SCORE_DIGITS or 1.0
+    ties = list(range(len(values))) if ties is None else ties
+    order = sorted(range(len(values)), key=lambda i: (-round(values[i] / step), ties[i]))
     return order[:n]
+
+
+def tie_keys(pool: Pool) -> list[tuple[str, str]]:
+    """(source name, id) of every pool example: the order of examples whose scores tie."""
+    return [(pool.source_names[e["source"]], str(e["id"])) for e in pool.examples]
 
 
 def as_examples(pool: Pool, indices: list[int]) -> list[dict]:

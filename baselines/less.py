@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
-from baselines._common import as_examples, batches, n_tokens, open_run, source_counts, top_n, train
+from baselines._common import as_examples, batches, n_tokens, open_run, source_counts, tie_keys, top_n, train
 from scalebio.common.data import collate
 from scalebio.common.modeling import (
     IGNORE_INDEX,
@@ -316,7 +316,7 @@ def select(inputs: MethodInputs) -> Path:
         run.log.warning("every checkpoint's mean learning rate is 0; weighting checkpoints equally")
         lrs = [1.0] * len(lrs)
     total = sum(lr * s for lr, s in zip(lrs, scores))
-    chosen = top_n(total, inputs.budget)
+    chosen = top_n(total, inputs.budget, tie_keys(pool))
     counts = source_counts(pool, chosen)
     run.log.info("selected per source: %s", counts)
     metrics = {

@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-from baselines._common import as_examples, example_losses, n_tokens, open_run, source_counts, top_n, train
+from baselines._common import as_examples, example_losses, n_tokens, open_run, source_counts, tie_keys, top_n, train
 from scalebio.common.modeling import check_tokenizer_matches, load_model
 from scalebio.common.runtime import ConfigError
 from scalebio.common.selection import MethodInputs
@@ -64,14 +64,14 @@ def excess_scores(base, ref, examples: list[dict], pad_id: int, batch_size: int)
     return base_loss - ref_loss, base_loss, ref_loss
 
 
-def choose(scores: torch.Tensor, n: int, opts: Options, seed: int) -> list[int]:
+def choose(scores: torch.Tensor, n: int, opts: Options, seed: int, ties: list | None = None) -> list[int]:
     if opts.selection == "top":
-        return top_n(scores, n)
+        return top_n(scores, n, ties)
     # Gumbel top-k == sampling n without replacement with probabilities ∝ softmax(score / T).
     gen = torch.Generator().manual_seed(seed)
     u = torch.rand(len(scores), generator=gen, dtype=torch.float64).clamp_min(1e-300)
     keys = scores.double() / opts.temperature - torch.log(-torch.log(u))
-    return top_n(keys, n)
+    return top_n(keys, n, ties)
 
 
 def select(inputs: MethodInputs) -> Path:
@@ -87,7 +87,7 @@ def select(inputs: MethodInputs) -> Path:
 
     scores, base_loss, ref_loss = excess_scores(base, ref, pool.examples, tokenizer.pad_token_id, opts.score_batch_size)
     run.count("scoring", 2 * n_tokens(pool.examples))
-    chosen = choose(scores, inputs.budget, opts, inputs.seed)
+    chosen = choose(scores, inputs.budget, opts, inputs.seed, tie_keys(pool))
     per_source = {
         name: {
             "mean_score": float(scores[[i for i, e in enumerate(pool.examples) if e["source"] == k]].mean()),

@@ -111,3 +111,23 @@ def test_bad_input_fails_before_training(tiny_model_dir, denoise_data_dir, tmp_p
         less.select(inputs)
     assert not (tmp_path / "selection.json").exists()
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_example_ranking_survives_float_noise_between_machines():
+    """Scores perturbed by 1e-6 relative (more than float reductions differ between CPUs) pick the same examples;
+    without the rounding grid, near-equal scores at the cut would swap (the check can fail)."""
+    from baselines._common import top_n
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(320, generator=gen, dtype=torch.float64) - 0.5
+    scores[100:110] = scores[100] * (1 + torch.arange(10, dtype=torch.float64) * 1e-8)  # near-ties
+    n = int((scores > scores[100]).sum()) + 5  # the cut falls inside the near-tied group
+    ties = [("src", f"id-{i:03d}") for i in range(len(scores))]
+    reference = sorted(top_n(scores, n, ties))
+    swapped = 0
+    for seed in range(20):
+        noise = 1 + 1e-6 * (2 * torch.rand(len(scores), generator=torch.Generator().manual_seed(seed + 1)) - 1)
+        assert sorted(top_n(scores * noise, n, ties)) == reference, seed
+        raw = sorted(range(len(scores)), key=lambda i: -float(scores[i] * noise[i]))[:n]
+        swapped += sorted(raw) != reference
+    assert swapped > 0  # unrounded ranking does change under this noise

@@ -19,8 +19,8 @@ import yaml
 from scalebio.common.runtime import DataError, atomic_write_text, main_guard
 from scalebio.pipeline.tune import grid_points, parse
 from scalebio.report.collect import read_json
+from scalebio.report.markdown import markdown_table
 from scalebio.report.stats import mean_sd
-from scalebio.report.tables import markdown_table
 
 
 def _score(results: Path, experiment: str, model: str, method: str, evaluation: str, seeds: list[int]) -> dict:
