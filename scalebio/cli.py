@@ -39,9 +39,13 @@ class RunFile:
     seed: int = 0
     """Seed of the run (unless ``options.seed`` is set)."""
     budget: int = 0
-    """N recorded in selection.json (0: not used downstream)."""
+    """N recorded in selection.json (> 0 if given; left out: 0, a reweighting-only run not used downstream)."""
     options: dict = field(default_factory=dict)
     """ScaleBiO options (listed below)."""
+
+    def validate(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"'seed' must be >= 0, got {self.seed}")
 
 
 # command -> (module whose main() it runs, what it does). Imported on use: `sft-set` needs no torch.
@@ -91,7 +95,13 @@ def load_run_config(path: str | None, overrides: list[str]) -> RunFile:
     for key in ("data", "model", "out"):
         if not data.get(key):
             raise ConfigError(f"config: '{key}' is required (in the YAML file or as {key}=...)")
-    return from_dict(RunFile, data)
+    run = from_dict(RunFile, data)
+    if "budget" in data and run.budget <= 0:  # as `select` refuses it; left out, selection.json records 0
+        raise ConfigError(
+            f"budget must be positive, got {run.budget} (leave it out for a reweighting-only run: selection.json then "
+            "records budget 0)"
+        )
+    return run
 
 
 def main(argv=None) -> None:

@@ -37,8 +37,8 @@ def test_readme_first_screen_has_the_two_commands():
 
 
 def test_full_config_is_the_default_with_three_seeds_everywhere():
-    """full.yaml = config.yaml with 3 seeds for every experiment and DoReMi also on SmolLM2 (the default leaves both
-    out to fit 60 minutes)."""
+    """full.yaml = config.yaml with 3 seeds for every experiment and DoReMi also on SmolLM2, with its options (the
+    default leaves both out to fit 60 minutes)."""
     import yaml
 
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -52,4 +52,6 @@ def test_full_config_is_the_default_with_three_seeds_everywhere():
         extra = [m for m in full["experiments"][name]["methods"] if m not in e["methods"]]
         assert extra in ([], ["doremi"]), (name, extra)
         e["methods"] += extra
+        for m in extra:  # DoReMi's own options come with it (a method_options key must be a method the experiment runs)
+            e.setdefault("method_options", {})[m] = full["experiments"][name]["method_options"][m]
     assert full == default, "config/full.yaml must equal config/config.yaml except for seeds and DoReMi: change both"

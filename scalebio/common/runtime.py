@@ -197,6 +197,13 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """``seed`` if it is >= 0 (numpy and the samplers take no negative seed); else a ConfigError naming ``flag``."""
+    if seed < 0:
+        raise ConfigError(f"{flag} must be >= 0, got {seed}")
+    return seed
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np  # here, not at the top: the light CLIs (SFT-set builder, report) never seed torch
     import torch
