@@ -213,7 +213,7 @@ def finetune(
         return train_sft(
             model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(work), sampler=sampler
         )
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, what="model folder") as tmp:
         history = train_sft(
             model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(tmp), sampler=sampler
         )
