@@ -70,6 +70,10 @@ COMMANDS = {
     "summary": ("scalebio.report.summary", "paper-vs-ours tables, verdicts and the run's time per stage"),
     "verdicts": ("scalebio.report.verdicts", "rewrite a README's verdicts block from <results>/report/verdicts.csv"),
     "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
+    "check-reference": (
+        "scalebio.pipeline.reference",
+        "compare a fresh run's tables with the committed reference, within a stated tolerance",
+    ),
     "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
 }
 __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in COMMANDS.items()) + "\n"
