@@ -280,7 +280,8 @@ def all_targets():
     return out
 
 
-# Names are plain (scalebio.common.paths.NAME, checked by the schema): a wildcard never spans a "/" or starts with ".".
+# Names are plain (scalebio.common.paths.NAME, checked by the schema): a wildcard never spans a slash or starts with
+# a dot.
 wildcard_constraints:
     experiment=NAME,
     model=NAME,
