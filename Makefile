@@ -29,7 +29,7 @@ $(STAMP): requirements.txt requirements-assets.txt constraints.lock pyproject.to
 setup: $(STAMP)
 
 reproduce: setup
-	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile profiles/default
 	$(VENV)/bin/snakemake --cores 1 --report results/report.html
 
 # Check a config before running it: every mistake, one line each (what `snakemake -n` checks, before Snakemake's own
@@ -44,7 +44,8 @@ CHECK_DIR ?= results/check
 check-reference: setup
 	@case "$(CHECK_DIR)" in results/?*) ;; *) echo "error: CHECK_DIR must be a folder under results/"; exit 2;; esac
 	rm -rf $(CHECK_DIR)
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml --config results_dir=$(CHECK_DIR)
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile profiles/default --configfile config/config.yaml \
+	  --config results_dir=$(CHECK_DIR)
 	$(PY) -m scalebio check-reference --results $(CHECK_DIR) --reference results/reference/default
 
 test: setup

@@ -55,6 +55,15 @@ def _top(key, value):
     return mutate
 
 
+def _entry(section, name, value):
+    """A case that adds ``<section>.<name>`` (a name that may hold dots)."""
+
+    def mutate(cfg, e):
+        cfg.setdefault(section, {})[name] = copy.deepcopy(value)
+
+    return mutate
+
+
 def _rename(new):
     def mutate(cfg, e):
         cfg["experiments"][new] = cfg["experiments"].pop(e)
@@ -86,7 +95,12 @@ CASES = [
         _set("data", {"sources": {"../../x/evil": "a.jsonl", "b": "b.jsonl"}, "validation": "v.jsonl"}),
         "data.sources: '../../x/evil' is not a plain name: use only letters, digits",
     ),
-    ("model named .hidden", "schema", _top("models..hidden", {"asset": "tiny"}), "is not a plain name"),
+    (
+        "model named .hidden",
+        "schema",
+        _entry("models", ".hidden", {"asset": "tiny"}),
+        "models: '.hidden' is not a plain",
+    ),
     ("method name with a slash", "schema", _set("methods", ["uniform", "x/y"]), "methods.1: 'x/y' is not a plain"),
     ("negative seed", "schema", _top("seed", -1), "seed: -1 is less than the minimum of 0"),
     ("negative seeds", "schema", _top("seeds", [0, -1]), "seeds.1: -1 is less than the minimum of 0"),
