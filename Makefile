@@ -14,7 +14,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 # Rules call `python -m ...`: the venv must come first on PATH for snakemake and its jobs.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup reproduce test test-all lint format report clean
+.PHONY: setup reproduce check check-reference test test-all lint format report clean
 
 $(STAMP): requirements.txt requirements-assets.txt constraints.lock pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -29,8 +29,24 @@ $(STAMP): requirements.txt requirements-assets.txt constraints.lock pyproject.to
 setup: $(STAMP)
 
 reproduce: setup
-	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile profiles/default
 	$(VENV)/bin/snakemake --cores 1 --report results/report.html
+
+# Check a config before running it: every mistake, one line each (what `snakemake -n` checks, before Snakemake's own
+# messages for a missing file or a YAML error, which check-config also gives in one line).
+CONFIG ?= config/config.yaml
+check: setup
+	$(PY) -m scalebio check-config $(CONFIG)
+
+# Does a fresh run reproduce the committed reference? The default config into a fresh folder, then every table
+# compared with results/reference/default within the tolerance results/README.md states (~1 h on 2 cores).
+CHECK_DIR ?= results/check
+check-reference: setup
+	@case "$(CHECK_DIR)" in results/?*) ;; *) echo "error: CHECK_DIR must be a folder under results/"; exit 2;; esac
+	rm -rf $(CHECK_DIR)
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile profiles/default --configfile config/config.yaml \
+	  --config results_dir=$(CHECK_DIR)
+	$(PY) -m scalebio check-reference --results $(CHECK_DIR) --reference results/reference/default
 
 test: setup
 	$(VENV)/bin/pytest

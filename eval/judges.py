@@ -39,6 +39,10 @@ class JudgeUnavailable(SuiteError):
     """The judge endpoint could not be reached / gave no reply after all retries."""
 
 
+class JudgeAuthFailed(JudgeUnavailable):
+    """The judge endpoint refused the credentials (HTTP 401 / 403): retrying cannot help."""
+
+
 def fastchat_common():
     """``fastchat.llm_judge.common`` (imports openai 0.28, anthropic and FastChat's model adapters: ~5 s,
     so only the openai judge imports it)."""
@@ -259,10 +263,38 @@ class OpenAIJudge:
         self.name = model_name
         self.judge_id = f"openai:{model_name}@{self.endpoint}"
 
+    @contextlib.contextmanager
+    def _no_retry_on_auth_failure(self):
+        """FastChat retries every ``OpenAIError`` ``API_MAX_RETRY`` times (16 × 10 s by default); a refused key or
+        permission is raised at once instead, as one line naming the endpoint and the server's reason (redacted)."""
+        import openai
+
+        create = openai.ChatCompletion.create
+
+        def checked(*args, **kwargs):
+            try:
+                return create(*args, **kwargs)
+            except (openai.error.AuthenticationError, openai.error.PermissionError) as e:
+                reason = redact(" ".join(str(e.user_message or e).split()))
+                raise JudgeAuthFailed(
+                    f"judge endpoint {self.endpoint}: authentication failed (HTTP {e.http_status}: {reason}); check "
+                    "OPENAI_API_KEY (and a password in OPENAI_API_BASE) and re-run: not retried; answers are kept"
+                ) from None
+
+        openai.ChatCompletion.create = checked
+        try:
+            yield
+        finally:
+            openai.ChatCompletion.create = create
+
     def _play(self, fc, fc_match) -> dict:
         captured = io.StringIO()
         try:
-            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            with (
+                self._no_retry_on_auth_failure(),
+                contextlib.redirect_stdout(captured),
+                contextlib.redirect_stderr(captured),
+            ):
                 return fc.play_a_match_single(fc_match, output_file=None)
         finally:
             if captured.getvalue():

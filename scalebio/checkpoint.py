@@ -56,8 +56,10 @@ def save_checkpoint(
     if not dist.is_main:
         return
     final = run_dir / "checkpoints" / f"step-{step}"
-    with atomic_dir(final) as tmp:
-        torch.save(state, tmp / "state.pt")
+    # Through a Python file: a failed write (disk full) then surfaces as the OSError that says why, which atomic_dir
+    # turns into one line naming the checkpoint (torch's own file writer reports only "unexpected pos").
+    with atomic_dir(final, what="checkpoint") as tmp, open(tmp / "state.pt", "wb") as f:
+        torch.save(state, f)
     for old in (run_dir / "checkpoints").glob("step-*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)

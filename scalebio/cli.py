@@ -39,9 +39,13 @@ class RunFile:
     seed: int = 0
     """Seed of the run (unless ``options.seed`` is set)."""
     budget: int = 0
-    """N recorded in selection.json (0: not used downstream)."""
+    """N recorded in selection.json (> 0 if given; left out: 0, a reweighting-only run not used downstream)."""
     options: dict = field(default_factory=dict)
     """ScaleBiO options (listed below)."""
+
+    def validate(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"'seed' must be >= 0, got {self.seed}")
 
 
 # command -> (module whose main() it runs, what it does). Imported on use: `sft-set` needs no torch.
@@ -66,6 +70,10 @@ COMMANDS = {
     "summary": ("scalebio.report.summary", "paper-vs-ours tables, verdicts and the run's time per stage"),
     "verdicts": ("scalebio.report.verdicts", "rewrite a README's verdicts block from <results>/report/verdicts.csv"),
     "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
+    "check-reference": (
+        "scalebio.pipeline.reference",
+        "compare a fresh run's tables with the committed reference, within a stated tolerance",
+    ),
     "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
 }
 __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in COMMANDS.items()) + "\n"
@@ -91,7 +99,13 @@ def load_run_config(path: str | None, overrides: list[str]) -> RunFile:
     for key in ("data", "model", "out"):
         if not data.get(key):
             raise ConfigError(f"config: '{key}' is required (in the YAML file or as {key}=...)")
-    return from_dict(RunFile, data)
+    run = from_dict(RunFile, data)
+    if "budget" in data and run.budget <= 0:  # as `select` refuses it; left out, selection.json records 0
+        raise ConfigError(
+            f"budget must be positive, got {run.budget} (leave it out for a reweighting-only run: selection.json then "
+            "records budget 0)"
+        )
+    return run
 
 
 def main(argv=None) -> None:

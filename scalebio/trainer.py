@@ -154,6 +154,8 @@ class ScaleBiOConfig:
             raise ConfigError(f"option 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
         if not (0 <= self.stabilize_start < 1 and 0 <= self.stabilize_decay < 1):
             raise ConfigError("options 'stabilize_start' and 'stabilize_decay' must be in [0, 1)")
+        if self.seed < 0:
+            raise ConfigError(f"option 'seed' must be >= 0, got {self.seed}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"option 'device' must be auto, cpu or cuda, got '{self.device}'")
 

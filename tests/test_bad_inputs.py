@@ -312,6 +312,9 @@ OVERRIDES = [
     ("lr_theta", "override 'options.lr_theta' must look like key=value"),
     ("nosuch=1", "unknown option(s) ['options.nosuch']"),
     ("lisa.n_layers=two", "'options.lisa.n_layers' must be an integer, got 'two'"),
+    ("budget=-5", "budget must be positive, got -5 (leave it out for a reweighting-only run"),
+    ("budget=0", "budget must be positive, got 0"),
+    ("seed=-1", "'seed' must be >= 0, got -1"),
 ]
 
 

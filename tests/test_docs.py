@@ -1,7 +1,9 @@
-"""Documentation that must not drift: the config option reference and the README's first screen."""
+"""Documentation that must not drift: the config option reference, the README's first screen and its rerun and
+check-config sections, the default profile's place, and tests/README.md's bad-input table against the tests."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +39,8 @@ def test_readme_first_screen_has_the_two_commands():
 
 
 def test_full_config_is_the_default_with_three_seeds_everywhere():
-    """full.yaml = config.yaml with 3 seeds for every experiment and DoReMi also on SmolLM2 (the default leaves both
-    out to fit 60 minutes)."""
+    """full.yaml = config.yaml with 3 seeds for every experiment and DoReMi also on SmolLM2, with its options (the
+    default leaves both out to fit 60 minutes)."""
     import yaml
 
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -52,4 +54,102 @@ def test_full_config_is_the_default_with_three_seeds_everywhere():
         extra = [m for m in full["experiments"][name]["methods"] if m not in e["methods"]]
         assert extra in ([], ["doremi"]), (name, extra)
         e["methods"] += extra
+        for m in extra:  # DoReMi's own options come with it (a method_options key must be a method the experiment runs)
+            e.setdefault("method_options", {})[m] = full["experiments"][name]["method_options"][m]
     assert full == default, "config/full.yaml must equal config/config.yaml except for seeds and DoReMi: change both"
+
+
+# ---- tests/README.md: every quoted message is one its test asserts -------------------------------------------------
+def _cells(row: str) -> list[str]:
+    """The cells of a markdown table row (a `|` inside a code span or escaped as `\\|` does not split)."""
+    cells, cell, code = [], "", False
+    row = row.strip().strip("|")
+    i = 0
+    while i < len(row):
+        c = row[i]
+        if c == "\\" and row[i + 1 : i + 2] == "|":
+            cell += "|"
+            i += 2
+            continue
+        if c == "`":
+            code = not code
+        if c == "|" and not code:
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += c
+        i += 1
+    return [*cells, cell.strip()]
+
+
+def _bad_input_rows() -> list[list[str]]:
+    text = (ROOT / "tests" / "README.md").read_text()
+    section = text.split("## Bad inputs and what each gets", 1)[1].split("\n## ", 1)[0]
+    return [_cells(line) for line in section.splitlines() if re.match(r"^\| \d+ \|", line)]
+
+
+def test_tests_readme_quotes_the_messages_its_tests_assert():
+    """Each row of the bad-input table names its test file(s) and quotes, in backticks, what that test asserts; a
+    quote is split at placeholders (`<path>`, `...`) and every fragment of 4 or more characters must appear in the
+    named test file(s) (backslashes of regex escapes ignored). "same" = the files of the row above."""
+    rows = _bad_input_rows()
+    assert len(rows) >= 70, len(rows)
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
+    files: list[Path] = []
+    problems = []
+    for number, bad, gets, test in rows:
+        names = re.findall(r"`([^`]+)`", test)
+        if names:
+            files = [ROOT / "tests" / (n.split("::")[0].removesuffix(".py") + ".py") for n in names]
+        else:
+            assert test.startswith("same"), f"row {number}: name a test file or say 'same'"
+        missing = [f for f in files if not f.exists()]
+        assert not missing, f"row {number}: {missing} do not exist"
+        source = "".join(f.read_text() for f in files).replace("\\", "")
+        quotes = re.findall(r"`([^`]+)`", gets)
+        if not quotes:
+            problems.append(f"row {number} ({bad}): quotes nothing its test asserts")
+        for quote in quotes:
+            for fragment in re.split(r"<[^>]+>|\.\.\.|…", quote.replace("\\", "")):
+                if len(fragment.strip()) >= 4 and fragment.strip() not in source:
+                    problems.append(f"row {number}: {fragment.strip()!r} does not appear in {[f.name for f in files]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_says_what_triggers_a_rerun_and_how_to_force_one():
+    text = (ROOT / "README.md").read_text()
+    assert "### What triggers a rerun" in text
+    section = text.split("### What triggers a rerun", 1)[1].split("\n## ", 1)[0]
+    for needle in ("--rerun-triggers", "--forcerun select", "-R finetune", "scalebio/", "re-runs nothing", "params"):
+        assert needle in section, needle
+
+
+def test_the_default_profile_is_where_snakemake_looks_for_it():
+    """Snakemake 9 reads `profiles/<name>` relative to the working directory and beside the Snakefile (its cli.py);
+    the default profile is there, prints failed jobs' logs, sets no global resources (which would cap SLURM jobs), and
+    a plain `snakemake -n` from the repository uses it."""
+    import snakemake.cli
+    import yaml
+
+    source = Path(snakemake.cli.__file__).read_text()
+    assert 'Path("profiles") / workflow_profile' in source and "snakefile.parent.joinpath(" in source
+    profile = ROOT / "profiles" / "default" / "config.yaml"
+    assert profile.exists() and not (ROOT / "workflow" / "profiles" / "default").exists()
+    settings = yaml.safe_load(profile.read_text())
+    assert settings["show-failed-logs"] is True and "resources" not in settings
+    assert "beside the Snakefile" in profile.read_text()
+    docs = [(ROOT / "README.md").read_text(), (ROOT / "Makefile").read_text()]
+    assert not any("workflow/profiles/default" in t for t in docs)
+    r = subprocess.run(
+        [Path(sys.executable).parent / "snakemake", "-n", "--cores", "1", "--configfile", "config/ci.yaml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0 and "Using workflow specific profile profiles/default" in r.stderr, r.stderr[-2000:]
+
+
+def test_readme_leads_to_check_config_first_and_says_what_a_missing_model_does():
+    readme = (ROOT / "README.md").read_text()
+    direct = readme.split("## Using Snakemake directly", 1)[1].split("\n## ", 1)[0]
+    assert "python -m scalebio check-config" in direct and "make check CONFIG=" in direct
+    assert "A missing model therefore stops the run before any job starts" in direct
+    assert "\ncheck: setup\n\t$(PY) -m scalebio check-config $(CONFIG)" in (ROOT / "Makefile").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -281,6 +282,26 @@ def test_openai_judge_writes_no_secret(tiny_model_dir, mtbench_dir, tmp_path, op
     assert not [s for s in secrets if s in log]
     assert "invalid token" in log and "***" in log  # the server's echo reached the log, redacted
     assert summary["judge"].endswith(f"via {openai_server.base}")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_openai_judge_authentication_failure_is_one_line_and_not_retried(
+    status, tiny_model_dir, mtbench_dir, tmp_path, openai_server, capsys
+):
+    """A refused key was retried for ~160 s and reported as "gave no reply"; now one request, one line."""
+    openai_server.status = status
+    out = tmp_path / "mt"
+    opts = {"judge": "openai", "question_limit": 1, "api_max_retry": 4, "api_retry_sleep": 60.0}
+    t0 = time.time()
+    with pytest.raises(SystemExit) as exc:
+        run_mtbench(tiny_model_dir, mtbench_dir, out, **opts)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert exc.value.code == 2 and len(lines) == 1, err
+    assert f"authentication failed (HTTP {status}: invalid token Bearer ***); check OPENAI_API_KEY" in lines[0]
+    assert "sk-local-test" not in err and "gave no reply" not in err
+    assert len(openai_server.requests) == 1 and time.time() - t0 < 50  # no retry (one would sleep 60 s)
+    assert not (out / "summary.json").exists() and len(read_rows(next((out / "model_answer").glob("*.jsonl")))) == 1
 
 
 def test_openai_judge_unreachable_keeps_answers(tiny_model_dir, mtbench_dir, tmp_path, monkeypatch, capsys):

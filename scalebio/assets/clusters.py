@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalebio.common.config import as_dict, from_dict, parse_json_object
-from scalebio.common.runtime import ConfigError, atomic_dir, main_guard, write_jsonl
+from scalebio.common.paths import inside
+from scalebio.common.runtime import ConfigError, atomic_dir, check_seed, main_guard, write_jsonl
 
 
 @dataclass
@@ -171,7 +172,7 @@ def build_clusters(pool_dir, out_dir, model_path, cfg: ClustersConfig, seed: int
     }
     with atomic_dir(out_dir) as tmp:
         for n, rows in members.items():
-            write_jsonl(tmp / "sources" / f"{n}.jsonl", [dict(r, id=f"{n}-{i}") for i, r in enumerate(rows)])
+            write_jsonl(inside(tmp, "sources", f"{n}.jsonl"), [dict(r, id=f"{n}-{i}") for i, r in enumerate(rows)])
         for split in ("validation.jsonl", "test.jsonl", "tune.jsonl"):  # the pool's one held-out split
             if (pool_dir / split).exists():
                 (tmp / split).write_bytes((pool_dir / split).read_bytes())
@@ -188,6 +189,7 @@ def main(argv=None) -> None:
     ap.add_argument("--options", default="{}", help="data.clusters options as a JSON object (k, label, ...)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    check_seed(a.seed)
     cfg = from_dict(ClustersConfig, parse_json_object(a.options), prefix="data.clusters.")
     card = build_clusters(a.pool, a.out, a.model, cfg, a.seed)
     print(json.dumps({"sources": card["sources"], "purity": card["purity"]}))

@@ -30,7 +30,9 @@ import sys
 from pathlib import Path
 
 from scalebio.assets import arithmetic, instructions
-from scalebio.common.runtime import AssetError, ConfigError, atomic_dir, main_guard, write_jsonl
+from scalebio.assets.builder_options import check_builder_options
+from scalebio.common.paths import check_name, inside
+from scalebio.common.runtime import AssetError, ConfigError, atomic_dir, check_seed, main_guard, write_jsonl
 
 
 def _package_dir(name: str) -> Path:
@@ -289,14 +291,18 @@ def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0, heldout: 
         raise ConfigError(f"data.builder '{builder}' is unknown; choose from {sorted(BUILDERS)}")
     if heldout not in HELDOUT:
         raise ConfigError(f"data.heldout must be one of {HELDOUT}, got {heldout!r}")
+    check_builder_options(builder, cfg)  # an unknown key or a bad value: one line, before anything is built
     pool = BUILDERS[builder](cfg, seed)
     if heldout == "tune" and not pool.get("tune"):
         raise ConfigError(
             f"data.heldout: tune needs tuning rows, and builder '{builder}' made none: set data.options.n_tune > 0"
         )
+    for name in pool["sources"]:
+        check_name(name, f"data.builder {builder}: source name", ConfigError)
     with atomic_dir(out_dir) as tmp:
         for name, rows in pool["sources"].items():
-            write_jsonl(tmp / "sources" / f"{name}.jsonl", [dict(r, id=f"{name}-{i}") for i, r in enumerate(rows)])
+            path = inside(tmp, "sources", f"{name}.jsonl", what=f"source '{name}'")
+            write_jsonl(path, [dict(r, id=f"{name}-{i}") for i, r in enumerate(rows)])
         write_jsonl(tmp / "validation.jsonl", [dict(r, id=f"val-{i}") for i, r in enumerate(pool["validation"])])
         held = pool[heldout]
         write_jsonl(tmp / f"{heldout}.jsonl", [dict(r, id=f"{heldout}-{i}") for i, r in enumerate(held)])
@@ -325,6 +331,7 @@ def main(argv=None) -> None:
     ap.add_argument("--config", default="{}", help="builder options as a JSON object")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    check_seed(a.seed)
     build(a.builder, json.loads(a.config), a.out_dir, a.seed)
 
 

@@ -21,11 +21,13 @@ import json
 from pathlib import Path
 
 from scalebio.assets import embedded
-from scalebio.common.data import read_jsonl
+from scalebio.common.data import read_jsonl, to_messages
+from scalebio.common.paths import check_name, inside
 from scalebio.common.runtime import (
     ConfigError,
     DataError,
     atomic_dir,
+    check_seed,
     file_sha256,
     hub_enabled,
     main_guard,
@@ -46,26 +48,52 @@ def _hub_entry(entry: str | dict, what: str) -> tuple[str, str, str | None]:
     return name, split or "train", None
 
 
-def _load(entry: str | dict, what: str) -> tuple[list[dict], dict]:
-    """Rows of one entry and what the card records about where they came from."""
+def entry_problem(entry: str | dict, what: str, hub: bool) -> str | None:
+    """Why ``entry`` cannot be read before anything runs (a local file that does not exist, a hub dataset with the hub
+    off), or None. The data job and ``check-config`` (``hub``: the config's ``hub:``) ask the same question."""
     p = Path(entry) if isinstance(entry, str) else None
     if p is not None and p.is_file():
-        if p.suffix == ".json":
-            rows = json.loads(p.read_text())
-            if not isinstance(rows, list):
-                raise DataError(f"{what} '{p}': a .json file must hold a list of records")
-            rows = [dict(r, id=str(r.get("id", i))) for i, r in enumerate(rows)]
-        else:
-            rows = read_jsonl(p)
-        return rows, {"file": str(p), "file_sha256": file_sha256(p)}
+        return None
     if p is not None and p.suffix in (".json", ".jsonl"):
-        raise DataError(f"{what} '{entry}' does not exist")
-    name, split, revision = _hub_entry(entry, what)
-    if not Path(name).is_dir() and not hub_enabled():
-        raise DataError(
+        return f"{what}: file '{entry}' does not exist; fix the path"
+    name = _hub_entry(entry, what)[0]
+    if not Path(name).is_dir() and not hub:
+        return (
             f"{what} '{name}' is not a local file and the hub is off; set `hub: true` in the config "
             "(on a machine with hub access) or point it at a local file or hub-format folder"
         )
+    return None
+
+
+def _json_records(p: Path, what: str) -> list[dict]:
+    try:
+        rows = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{what} '{p}': not a valid UTF-8 JSON file ({e})") from None
+    if not isinstance(rows, list):
+        raise DataError(f"{what} '{p}': a .json file must hold a list of records")
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise DataError(f"{p} (record {bad}): must be a JSON object, got {type(rows[bad]).__name__}")
+    return [dict(r, id=str(r.get("id", i))) for i, r in enumerate(rows)]
+
+
+def _load(entry: str | dict, what: str) -> tuple[list[dict], dict, list[str]]:
+    """Rows of one entry, what the card records about where they came from, and where each row is (file:line)."""
+    problem = entry_problem(entry, what, hub_enabled())
+    if problem:
+        raise DataError(problem)
+    p = Path(entry) if isinstance(entry, str) else None
+    if p is not None and p.is_file():
+        if p.suffix == ".json":
+            rows = _json_records(p, what)
+            where = [f"{p} (record {i})" for i in range(len(rows))]
+        else:
+            lines: list[int] = []
+            rows = read_jsonl(p, line_numbers=lines)
+            where = [f"{p}:{n}" for n in lines]
+        return rows, {"file": str(p), "file_sha256": file_sha256(p)}, where
+    name, split, revision = _hub_entry(entry, what)
     import datasets
 
     ds = datasets.load_dataset(name, split=split, revision=revision)
@@ -76,22 +104,27 @@ def _load(entry: str | dict, what: str) -> tuple[list[dict], dict]:
 
         # The commit actually used, so an unpinned run can be pinned afterwards (revision: <this>).
         info["resolved_revision"] = HfApi().dataset_info(name, revision=revision).sha
-    return rows, info
+    return rows, info, [f"{name}@{split} (row {i})" for i in range(len(rows))]
 
 
 def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
     for key in ("sources", "validation"):
         if key not in spec:
             raise ConfigError(f"data: a files spec needs '{key}' (got keys {sorted(spec)})")
+    for name in spec["sources"]:  # a name is a file name: checked before anything is written
+        check_name(name, "data.sources: source name", ConfigError)
     with atomic_dir(out_dir) as tmp:
         counts, provenance = {}, {}
 
         def put(entry, what: str, rel: str) -> int:
-            rows, info = _load(entry, what)
+            rows, info, where = _load(entry, what)
             if not rows:
                 raise DataError(f"{what} ({entry}) is empty")
-            write_jsonl(tmp / rel, rows)
-            provenance[rel] = {**info, "rows": len(rows), "sha256": file_sha256(tmp / rel)}
+            for row, at in zip(rows, where):  # every record is a conversation of strings, or the job stops here
+                to_messages(row, f"{at}, id '{row['id']}'")
+            path = inside(tmp, rel, what=what)
+            write_jsonl(path, rows)
+            provenance[rel] = {**info, "rows": len(rows), "sha256": file_sha256(path)}
             return len(rows)
 
         for name in sorted(spec["sources"]):
@@ -122,6 +155,7 @@ def main(argv=None) -> None:
     ap.add_argument("--spec", required=True, help="the experiment's data: config as JSON")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    check_seed(a.seed)
     build(json.loads(a.spec), a.out_dir, a.seed)
 
 

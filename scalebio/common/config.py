@@ -11,6 +11,7 @@ import ast
 import copy
 import dataclasses
 import inspect
+import math
 import textwrap
 import types
 import typing
@@ -28,8 +29,10 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
-            if arg is type(None) and value is None:
-                return None
+            if arg is type(None):  # null is the only value of NoneType (it admitted anything before)
+                if value is None:
+                    return None
+                continue
             try:
                 return _check_type(value, arg, key)
             except ConfigError:
@@ -102,7 +105,20 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
         # A config class reused under several keys (SFTConfig as `sft` and `methods.less.warmup`) names
         # the key the user wrote when its validate() takes the prefix.
         validate(prefix) if "prefix" in inspect.signature(validate).parameters else validate()
+    _check_finite(obj, prefix)
     return obj
+
+
+def _check_finite(obj, prefix: str) -> None:
+    """No number option of any config class is NaN or infinite (after ``validate``, whose own messages go first):
+    a learning rate, α, a rate or a tolerance of ``.inf`` passes every ``> 0`` check and diverges at the first step."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for i, v in items:
+            if isinstance(v, float) and not math.isfinite(v):
+                key = prefix + f.name + ("" if i is None else f"[{i}]")
+                raise ConfigError(f"'{key}' must be a finite number, got {v}")
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -162,13 +178,43 @@ def describe(cls) -> list[tuple[str, str, Any]]:
     return out
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last one would win silently); keys
+    merged in with ``<<: *anchor`` may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                mark = key_node.start_mark
+                if first != mark.line + 1:
+                    raise ConfigError(
+                        f"{mark.name}:{mark.line + 1}:{mark.column + 1}: duplicate key {key!r} (first on line {first}); "
+                        "keep one of them"
+                    )
+        return super().construct_mapping(node, deep)
+
+
 def load_config_file(path: str | Path) -> dict:
-    """The YAML file as a mapping; a missing or unparsable file is one ConfigError naming file, line and column."""
+    """The YAML file as a mapping; a missing or unparsable file, or a key given twice, is one ConfigError naming
+    file, line and column."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        loader = UniqueKeyLoader(path.read_text())
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

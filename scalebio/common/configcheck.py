@@ -13,15 +13,19 @@ The workflow merges per-experiment overrides with ``section`` below, so the chec
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 from scalebio.assets import embedded
+from scalebio.assets.builder_options import check_builder_options
 from scalebio.assets.clusters import ClustersConfig
+from scalebio.assets.folders import entry_problem
 from scalebio.common.config import _merge, from_dict, load_config_file
 from scalebio.common.data import RESERVED_SOURCE_NAMES
+from scalebio.common.paths import NAME_HINT, NAME_PATTERN
 from scalebio.common.registry import check_options, evaluation_options, method_module
 from scalebio.common.runtime import SuiteError, main_guard
 from scalebio.common.training import SFTConfig
@@ -115,9 +119,74 @@ def _try(errors: list[str], fn, *args, **kw) -> None:
         errors.append(str(e))
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def model_problems(config: dict) -> list[str]:
+    """Models that cannot load when their jobs run: a local path that does not exist, or a hub id, with the hub off."""
+    if config.get("hub", False):
+        return []  # a path may be a hub id, resolved (and reported) by the job that downloads it
+    out = []
+    for name, spec in config["models"].items():
+        path = spec.get("path")
+        if spec.get("asset") or not path or Path(path).is_dir():
+            continue
+        if HUB_ID.match(path) and not Path(path).parent.is_dir():
+            out.append(
+                f"models.{name}.path '{path}' is a hub id and the config has hub: false; set hub: true (on a machine "
+                "with hub access) or point it at a local model folder"
+            )
+        else:
+            out.append(
+                f"models.{name}.path '{path}' does not exist (the config has hub: false, so nothing is downloaded); "
+                "put the model folder there or fix the path"
+            )
+    return out
+
+
+def data_problems(exp: str, data: dict, hub: bool) -> list[str]:
+    """Builder options that are not the builder's (typed per builder), and local data files that do not exist."""
+    if "builder" in data:
+        try:
+            check_builder_options(data["builder"], data.get("options"), f"experiments.{exp}.data.options.")
+        except SuiteError as err:
+            return [str(err)]
+        return []
+    entries = [(f"source '{n}'", v) for n, v in data.get("sources", {}).items()]
+    entries += [(f"{k} set", data[k]) for k in ("validation", "test", "tune") if k in data]
+    out = []
+    for what, entry in entries:
+        if isinstance(entry, str) and entry.startswith("official:"):
+            continue  # a file of the pinned official repository, fetched by its own rule
+        try:
+            problem = entry_problem(entry, what, hub)
+        except SuiteError as err:
+            problem = str(err)
+        if problem:
+            out.append(f"experiments.{exp}.data: {problem}")
+    return out
+
+
+def unused_method_problems(config: dict) -> list[str]:
+    """Every ``methods.<m>`` block no experiment runs is checked too: a typo there would otherwise wait for the day an
+    experiment uses it (a variant's block builds its typed options through its ``module``)."""
+    used = {m for e in config["experiments"].values() for m in e["methods"]}
+    out = []
+    for name, block in (config.get("methods") or {}).items():
+        if name in used:
+            continue
+        opts = dict(block or {})
+        module = opts.pop("module", None) or None
+        try:
+            check_options(name, opts, module)
+        except SuiteError as err:
+            out.append(f"methods.{name} (used by no experiment): {err}")
+    return out
+
+
 def check(config: dict) -> list[str]:
     """Every problem of a schema-valid config, one message each (empty: the config is fine)."""
-    errors: list[str] = []
+    errors: list[str] = model_problems(config)
     for exp, e in config["experiments"].items():
         for m in e["models"]:
             if m not in config["models"]:
@@ -147,6 +216,12 @@ def check(config: dict) -> list[str]:
         stray = sorted(set(e.get("weights_only") or []) - set(e["methods"]))
         if stray:
             errors.append(f"experiments.{exp}.weights_only names {stray}, which are not in its methods {e['methods']}")
+        stray = sorted(set(e.get("method_options") or {}) - set(e["methods"]))
+        if stray:
+            errors.append(
+                f"experiments.{exp}.method_options names {stray}, which are not in its methods {e['methods']}; "
+                "fix the name or add the method"
+            )
         study = e.get("study") or {}
         if study.get("kind") in ("online", "clusters"):
             ref = study.get("compare_with")
@@ -166,6 +241,10 @@ def check(config: dict) -> list[str]:
             errors.append(
                 f"experiments.{exp}.data.sources: {reserved} are reserved names {RESERVED_SOURCE_NAMES}; rename"
             )
+        problems = data_problems(exp, data, bool(config.get("hub", False)))
+        if problems:
+            errors += problems
+            continue  # the pool's size is not known
         try:
             size = pool_size(data)
         except SuiteError as err:
@@ -176,7 +255,7 @@ def check(config: dict) -> list[str]:
                 f"experiments.{exp}.budget {e['budget']} is larger than the pool ({size} examples); lower it, add "
                 "data, or set allow_repeats: true"
             )
-    return errors
+    return errors + unused_method_problems(config)
 
 
 def schema_errors(config: dict) -> list[str]:
@@ -188,8 +267,39 @@ def schema_errors(config: dict) -> list[str]:
     for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         if e.context:  # a oneOf: report the alternative that got furthest into the value, not a missing key
             e = sorted(e.context, key=lambda s: (-len(s.absolute_path), s.validator == "required"))[0]
-        out.append(f"{'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}")
+        message = e.message
+        if e.validator == "pattern" and e.validator_value == NAME_PATTERN:  # a name that would be a path component
+            message = f"{e.instance!r} is not a plain name: {NAME_HINT}"
+        out.append(f"{'.'.join(map(str, e.absolute_path)) or '<top level>'}: {message}")
     return out
+
+
+def file_errors(paths) -> list[str]:
+    """Problems of the config files themselves (a key given twice, as ``load_config_file`` reports it: file, line)."""
+    out = []
+    for path in paths:
+        try:
+            load_config_file(path)
+        except SuiteError as err:
+            out.append(str(err))
+    return out
+
+
+def workflow_config(config: dict, files=()) -> tuple[dict, list[str]]:
+    """The config the workflow runs and every problem in it, one message each: the files (``files``: a key given
+    twice), the expansion of a ``tune:`` section, the schema, then ``check``. ``check-config`` and the workflow
+    (workflow/rules/common.smk, with Snakemake's ``workflow.configfiles``) both call this: they cannot disagree."""
+    errors = file_errors(files)
+    if errors:
+        return config, errors
+    if "tune" in config:  # a tuning config is checked as the workflow runs it: expanded into its tuning runs
+        from scalebio.pipeline.tune import expand  # on use: the workflow layer sits above this module
+
+        try:
+            config = expand(config)
+        except SuiteError as err:
+            return config, [str(err)]
+    return config, schema_errors(config) or check(config)
 
 
 @main_guard
@@ -197,16 +307,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m scalebio check-config", description=__doc__.split("\n\n")[0])
     ap.add_argument("config", help="a workflow config file")
     a = ap.parse_args(argv)
-    config = load_config_file(a.config)
-    if "tune" in config:  # a tuning config is checked as the workflow runs it: expanded into its tuning runs
-        from scalebio.pipeline.tune import expand  # on use: the workflow layer sits above this module
-
-        try:
-            config = expand(config)
-        except SuiteError as err:
-            print(f"error: {a.config}: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-    errors = schema_errors(config) or check(config)
+    _, errors = workflow_config(load_config_file(a.config))
     for err in errors:
         print(f"error: {a.config}: {err}", file=sys.stderr)
     if errors:

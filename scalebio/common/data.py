@@ -45,12 +45,14 @@ def read_jsonl(
     what: str = "",
     add_ids: bool = True,
     unique_ids: bool = True,
+    line_numbers: list[int] | None = None,
 ) -> list[dict]:
     """Rows of a JSONL file (UTF-8); errors name the file and line. ``required`` fields must be present.
 
     With ``add_ids`` (data records) every row gets a string ``id`` (its 0-based line index if the file has
     none), and with ``unique_ids`` the ids must be unique: a selection names examples by id, so a repeated id in
     a source would make one of them unreachable. (An SFT set mixes sources and may repeat examples: not unique.)
+    ``line_numbers``, if given, receives each row's 1-based line number (for messages about a row).
     """
     path = Path(path)
     if not path.exists():
@@ -78,22 +80,32 @@ def read_jsonl(
                     )
                 seen[row["id"]] = i
             rows.append(row)
+            if line_numbers is not None:
+                line_numbers.append(i)
     return rows
 
 
 def to_messages(record: dict, where: str = "") -> list[dict]:
-    """Normalise one record to chat messages; raise a DataError naming ``where`` if impossible."""
+    """Normalise one record to chat messages whose contents are strings; raise a DataError naming ``where`` (file,
+    line, id) if impossible."""
     if "messages" in record:
-        msgs = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+        turns = record["messages"]
+        if not isinstance(turns, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in turns):
+            raise DataError(f"{where}: 'messages' must be a list of {{role, content}} objects")
+        msgs = [{"role": m["role"], "content": m["content"]} for m in turns]
     elif "conversations" in record or "items" in record:
         turns = record.get("conversations", record.get("items"))
         try:
             msgs = [{"role": SHAREGPT_ROLES[t["from"]], "content": t["value"]} for t in turns]
-        except KeyError as e:
+        except (KeyError, TypeError) as e:
             raise DataError(f"{where}: unknown ShareGPT field or role {e}") from None
     elif "prompt" in record and "response" in record:
         msgs = [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["response"]}]
     elif "instruction" in record and "output" in record:
+        if not isinstance(record["instruction"], str):
+            raise DataError(
+                f"{where}: 'instruction' is {record['instruction']!r}, not a string; every turn must be text"
+            )
         prompt = record["instruction"] + (f"\n\n{record['input']}" if record.get("input") else "")
         msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"]}]
     else:
@@ -101,6 +113,9 @@ def to_messages(record: dict, where: str = "") -> list[dict]:
             f"{where}: record has none of the fields messages / conversations / prompt+response / "
             f"instruction+output (keys: {sorted(record)})"
         )
+    for m in msgs:
+        if not isinstance(m["content"], str):
+            raise DataError(f"{where}: the {m['role']} turn is {m['content']!r}, not a string; every turn must be text")
     if not any(m["role"] == "assistant" for m in msgs):
         raise DataError(f"{where}: record has no assistant turn, so it has no response to learn")
     return msgs

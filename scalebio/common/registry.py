@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from scalebio.common.config import from_dict, parse_json_object
-from scalebio.common.runtime import ConfigError, is_main, main_guard
+from scalebio.common.runtime import ConfigError, check_seed, is_main, main_guard
 from scalebio.common.selection import SELECTION_FILE, MethodInputs, pool_info
 
 GROUP = "scalebio.methods"
@@ -104,6 +104,7 @@ def main(argv=None, prog: str = "python -m scalebio select") -> None:
     ap.add_argument("--allow-repeats", action="store_true", help="allow a budget larger than the pool")
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    check_seed(a.seed)
     if a.list:
         print("\n".join(f"{n}\t{m}" for n, m in sorted(registered().items())))
         return

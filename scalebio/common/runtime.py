@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import platform
 import random
+import re
 import shutil
 import sys
 import time
@@ -31,6 +33,40 @@ class DataError(SuiteError):
 
 class AssetError(SuiteError):
     pass
+
+
+class WriteError(SuiteError):
+    """An output could not be written (disk full, quota, file size limit, read-only folder)."""
+
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+"""Errors of a write that the user fixes outside the suite (free space, raise a limit, another folder)."""
+
+
+def _write_errno(exc: BaseException) -> int | None:
+    """The errno of a failed write in ``exc`` or the exceptions it chains (torch wraps the OSError of a failed write
+    in a RuntimeError; safetensors' Rust writer names it as ``os error 28`` or ``code: 28``)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            return exc.errno
+        code = re.search(r"\b(?:code: |os error )(\d+)", str(exc))
+        if code and int(code.group(1)) in WRITE_ERRNOS:
+            return int(code.group(1))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def write_failure(exc: BaseException, what: str | None = None) -> WriteError | None:
+    """A one-line WriteError saying what could not be written and why, if ``exc`` is a failed write; else None."""
+    code = _write_errno(exc)
+    if code is None:
+        return None
+    what = what or (f"'{exc.filename}'" if isinstance(exc, OSError) and exc.filename else "an output file")
+    return WriteError(
+        f"could not write {what}: {os.strerror(code).lower()}; free space (or write elsewhere) and re-run"
+    )
 
 
 HUB_ENV = "SCALEBIO_HUB"
@@ -139,19 +175,27 @@ def glob_escape(name: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(final: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
     """Yield a temporary sibling folder; rename it to ``final`` only if the block succeeds.
 
-    Snakemake takes an existing output as finished, so a crashed run must never leave ``final``.
+    Snakemake takes an existing output as finished, so a crashed run must never leave ``final``. A write that fails
+    for want of space (or a size limit, a quota, a read-only folder) anywhere in the block is one WriteError naming
+    ``what`` and ``final``; the half-written folder is removed.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(final)
-    tmp.mkdir()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_sibling(final)
+        tmp.mkdir()
+    except OSError as e:
+        raise WriteError(f"could not create {what} '{final}': {e.strerror or e}") from None
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        failure = None if isinstance(e, SuiteError) else write_failure(e, f"{what} '{final}'")
+        if failure is not None:
+            raise failure from None
         raise
     if final.exists():
         shutil.rmtree(final)
@@ -160,10 +204,18 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_sibling(path)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        raise WriteError(f"could not write '{path}': {(e.strerror or str(e)).lower()}; free space (or write elsewhere) "
+                         "and re-run") from None  # fmt: skip
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -195,6 +247,13 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """``seed`` if it is >= 0 (numpy and the samplers take no negative seed); else a ConfigError naming ``flag``."""
+    if seed < 0:
+        raise ConfigError(f"{flag} must be >= 0, got {seed}")
+    return seed
 
 
 def seed_everything(seed: int) -> None:
@@ -232,6 +291,12 @@ def main_guard(fn):
             return fn(*args, **kwargs)
         except SuiteError as e:
             print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except Exception as e:  # a write that failed where no writer above named its file (a log, metrics.jsonl)
+            failure = write_failure(e)
+            if failure is None:
+                raise
+            print(f"error: {failure}", file=sys.stderr)
             raise SystemExit(2) from None
 
     return wrapped

@@ -161,6 +161,8 @@ def expand(config: dict) -> dict:
                 local[name] = opts
                 methods.append(name)
         spec["methods"] = methods
+        # the variants carry their options in full; the base methods' own entries would name methods not run here
+        spec["method_options"] = {m: o for m, o in local.items() if m in methods}
         out["experiments"][exp] = spec
     return out
 

@@ -46,6 +46,7 @@ from scalebio.common.runtime import (
     DataError,
     atomic_dir,
     atomic_write_json,
+    check_seed,
     config_hash,
     file_sha256,
     is_main,
@@ -212,7 +213,7 @@ def finetune(
         return train_sft(
             model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(work), sampler=sampler
         )
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, what="model folder") as tmp:
         history = train_sft(
             model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(tmp), sampler=sampler
         )
@@ -249,6 +250,7 @@ def main(argv=None) -> None:
     ap.add_argument("--keep-work-dir", action="store_true", help="keep <out>.work/ (checkpoints) after success")
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    check_seed(a.seed)
     finetune(
         a.train, a.model, a.out, parse_json_object(a.options), seed=a.seed, keep_work_dir=a.keep_work_dir,
         selection=a.selection, data=a.data,

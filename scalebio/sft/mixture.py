@@ -33,6 +33,7 @@ from scalebio.common.registry import registered
 from scalebio.common.runtime import (
     DataError,
     atomic_write_json,
+    check_seed,
     config_hash,
     file_sha256,
     main_guard,
@@ -262,6 +263,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed")
     ap.add_argument("--no-validation", action="store_true", help="do not append the validation set")
     a = ap.parse_args(argv)
+    check_seed(a.seed)
     setup_logging(None, name="scalebio")
     build_sft_set(a.selection, a.data, a.out, seed=a.seed, append_validation=not a.no_validation)
 

@@ -6,24 +6,26 @@ from pathlib import Path
 
 from scalebio.common import configcheck
 from scalebio.common.launch import plan as launch_plan
+from scalebio.common.paths import NAME
 from scalebio.common.registry import EVAL_GROUP, registered
 from scalebio.common.runtime import config_hash, configure_hub, configure_threads
 
-from scalebio.pipeline.tune import expand as expand_tuning
-
-# A tuning config (a `tune:` section, config/tune.yaml) becomes the ordinary config of its tuning runs first
-# (scalebio/pipeline/tune.py); everything below sees only that.
+# Everything checkable from the config fails here, before any job runs, with the checker of
+# `python -m scalebio check-config` (configcheck.workflow_config): the config files as written (a key given twice:
+# Snakemake's own loader keeps the last silently), the schema (../schemas/config.schema.yaml), then names, option
+# blocks, models, data files and budgets; one message per problem. A tuning config (a `tune:` section,
+# config/tune.yaml) becomes the ordinary config of its tuning runs (scalebio/pipeline/tune.py); everything below
+# sees only that.
+_checked, _errors = configcheck.workflow_config(config, workflow.configfiles)
+if _errors:
+    raise ValueError(
+        f"config error ({len(_errors)}; `python -m scalebio check-config FILE` lists the same):\n"
+        + "\n".join(f"config error: {e}" for e in _errors)
+    )
 TUNING = "tune" in config
 if TUNING:
-    _expanded = expand_tuning(config)
     config.clear()
-    config.update(_expanded)
-
-# Everything checkable from the config fails here, before any job runs: the schema
-# (../schemas/config.schema.yaml), then names, option blocks and budgets (one message per problem).
-_errors = configcheck.schema_errors(config) or configcheck.check(config)
-if _errors:
-    raise ValueError("config error: " + "; ".join(_errors))
+    config.update(_checked)
 
 # Offline unless the config opts into the hub; child processes inherit the environment.
 configure_hub(config.get("hub", False))
@@ -278,10 +280,12 @@ def all_targets():
     return out
 
 
+# Names are plain (scalebio.common.paths.NAME, checked by the schema): a wildcard never spans a slash or starts with
+# a dot.
 wildcard_constraints:
-    experiment=r"[A-Za-z0-9_\-]+",
-    model=r"[A-Za-z0-9_.\-]+",
-    method=r"[A-Za-z0-9_\-]+",
+    experiment=NAME,
+    model=NAME,
+    method=NAME,
     seed=r"\d+",
 
 
