@@ -60,17 +60,20 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
             o_mean = mean_sd([r.evals[ev].value for r in oracle if ev in r.evals])[0]
             entries = [("base", None)] + [(m, rs) for (mm, m), rs in groups.items() if mm == model]
             for method, rs in entries:
+                u_seed = {r.seed: r.evals[ev].value for r in uniform if ev in r.evals}
                 if rs is None:
                     e = base.get(model, {}).get(ev)
                     if e is None:
                         continue
                     values, summary, diff = [e.value], e.summary, base_difference(e, uniform, ev)
+                    seed_diffs = [e.value - u for u in u_seed.values()]  # the base model against each seed
                 else:
-                    got = [r.evals[ev] for r in rs if ev in r.evals]
+                    got = [r for r in rs if ev in r.evals]
                     if not got:
                         continue
-                    values, summary = [g.value for g in got], got[0].summary
+                    values, summary = [r.evals[ev].value for r in got], got[0].evals[ev].summary
                     diff = difference(rs, uniform, ev) if method != "uniform" else Estimate(None)
+                    seed_diffs = [r.evals[ev].value - u_seed[r.seed] for r in got if r.seed in u_seed]
                 m, sd = mean_sd(values)
                 gap = None if method == "uniform" or is_oracle(method) else gap_closed(m, u_mean, o_mean)
                 rows.append(
@@ -96,6 +99,9 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
                         "higher_is_better": summary.get("higher_is_better", True),
                         "grader/judge": summary.get("judge") or summary.get("grader"),
                         "comparable_to_paper": summary.get("comparable_to_paper", False),
+                        # for the figure (not written): the seeds' own values and paired differences
+                        "_seed_values": values,
+                        "_seed_diffs": seed_diffs if method != "uniform" else [],
                     }
                 )
     return rows
@@ -148,7 +154,7 @@ def experiment_report(
     evals = list(spec.get("evals", []))
 
     budget = spec.get("budget") or next((r.selection.get("budget") for r in runs), 0) or 0
-    w_rows = write_weights(out, experiment, groups, sources, card, data_ceilings(data_dir, card, sources, budget))
+    write_weights(out, experiment, groups, sources, card, data_ceilings(data_dir, card, sources, budget))
     d_rows = downstream_rows(groups, base, evals)
     write_table(
         out, "downstream", d_rows,
@@ -188,8 +194,8 @@ def experiment_report(
         "verdict at 5 %. Smallest detectable Δ = (z₀.₉₇₅ + z₀.₈₀)·SE = 2.80·SE: the true difference this "
         "comparison finds with 80 % power; a smaller real effect may read inconclusive.",
     )  # fmt: skip
-    plot_weights(out / "weights.png", experiment, w_rows, sources)
-    plot_trajectories(out / "trajectory.png", experiment, groups, sources)
+    plot_weights(out / "weights.png", experiment, groups, sources, card)
+    plot_trajectories(out / "trajectory.png", experiment, groups, sources, card)
     plot_downstream(out / "downstream.png", experiment, d_rows)
     return out
 
