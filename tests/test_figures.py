@@ -134,7 +134,7 @@ def small_run(tmp_path_factory, denoise_data_dir):
 
     clusters = _clusters_data(root, dd)
     for seed in range(3):
-        for method, p in (("scalebio", [0.15, 0.22, 0.21, 0.21, 0.21]), ("uniform", [0.2] * 5)):
+        for method, p in (("scalebio", [0.15, 0.22, 0.215, 0.21, 0.205]), ("uniform", [0.2] * 5)):
             rd = _selection(results, "denoise_clusters", "tiny", method, seed, clusters,
                             weights={f"cluster{j}": v for j, v in enumerate(p)})  # fmt: skip
             _evaluation(rd, "testloss", _losses(rng, 5.62 if method == "scalebio" else 5.64), "test_loss", False)

@@ -219,7 +219,8 @@ def _box(x: float, y: float, size_pt: float):
 
 def layout_problems(fig) -> list[str]:
     """What is wrong with a figure's layout, from matplotlib's own renderer: a title or legend that extends past
-    the figure, a legend that covers a title or a line, bar, error bar, marker or band of any axes. Empty = fine."""
+    the figure, a legend that covers a title or a line, bar, error bar, marker or band of any axes, tick labels
+    that overlap each other. Empty = fine."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     page = fig.bbox
@@ -231,6 +232,17 @@ def layout_problems(fig) -> list[str]:
     for t in _titles(fig):
         if outside(t.get_window_extent(renderer)):
             problems.append(f"title {t.get_text()[:40]!r} extends past the figure")
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            # axis-aligned labels only: the boxes of slanted labels overlap by construction, not their text
+            labels = [
+                t for t in axis.get_ticklabels() if t.get_visible() and t.get_text() and t.get_rotation() % 90 == 0
+            ]
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            if any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]):
+                problems.append(f"tick labels overlap in {ax.get_title()[:30]!r}")
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     for leg in legends:
         box = leg.get_window_extent(renderer)
