@@ -150,6 +150,7 @@ def small_run(tmp_path_factory, denoise_data_dir):
     _evaluation(results / "arith" / "smollm2-135m" / "base", "math",
                 {f"test-{i}": float(i % 100 == 0) for i in range(200)}, "accuracy", True)  # fmt: skip
     _bench(results, "eval/arith/smollm2-135m/base/math.tsv", 60.0)
+    _bench(results, "select/arith_twin/smollm2-135m/less/s0.tsv", 250.0)  # another experiment: never counted here
 
     two = build("multilingual", {"languages": LANGS, "target": ["spanish", "french"], "n_per_source": 24, "n_val": 8,
                                  "n_test": 8}, root / "two_data", seed=0)  # fmt: skip
@@ -172,10 +173,18 @@ def small_run(tmp_path_factory, denoise_data_dir):
     return results, data
 
 
+TWINS = {"arith": {"smollm2-135m/less": {"0": "arith_twin"}}}
+"""arith's LESS selection is a copy of arith_twin's: its cost is that experiment's selection job."""
+
+
 def render_all(results: Path, data: dict) -> list[Path]:
+    from scalebio.report.cost import main as cost_figure
+
     out = []
     for exp, spec in SPECS.items():
-        out.append(experiment_report(exp, spec, results, data[exp], spec["seeds"]))
+        out.append(experiment_report(exp, spec, results, data[exp], spec["seeds"], TWINS.get(exp)))
+        if any(m != "tiny" for m in spec["models"]):  # a real model: the quality-vs-cost figure
+            cost_figure(["--results", str(results), "--experiment", exp])
         if "study" in spec:
             ref = spec["study"].get("compare_with")
             reference = (ref, SPECS[ref], str(data[ref])) if ref else None
@@ -190,6 +199,7 @@ def test_every_figure_of_a_small_run_has_a_clean_layout(small_run, monkeypatch):
     for exp in SPECS:
         assert {(exp, "weights.png"), (exp, "trajectory.png"), (exp, "downstream.png")} <= names
         assert ((exp, "study.png") in names) == ("study" in SPECS[exp])
+        assert ((exp, "cost_quality.png") in names) == (exp == "arith")
     for p in pngs:
         height, width = matplotlib.image.imread(p).shape[:2]
         assert width <= 1600, f"{p}: {width} px wide"
@@ -231,3 +241,23 @@ def test_a_one_seed_figure_says_so_and_clusters_are_labelled_with_their_corrupti
     assert style.source_label("cluster0", card) == "cluster0 (100 % corrupted)"
     assert style.source_label("chat", {"harmful": ["chat"]}) == "chat (harmful)"
     assert style.source_label("word_add", {"targets": ["word_add"]}) == "word_add (target)"
+
+
+def test_cost_table_counts_this_experiment_s_jobs_and_sets_quality_beside_them(small_run):
+    """arith, 1 seed: ScaleBiO 400 + 120 + 60 = 580 CPU s per run, the base model its evaluation (60 s); LESS's
+    selection is a copy of arith_twin's, so its run is charged 250 + 120 + 60 = 430 s while its own stage sums
+    (this experiment's jobs) keep its own 300 s selection job; arith_twin's job is in no stage sum here."""
+    import csv
+
+    results, data = small_run
+    experiment_report("arith", SPECS["arith"], results, data["arith"], [0], TWINS["arith"])
+    with open(results / "arith" / "report" / "cost.csv", newline="") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert float(rows["scalebio"]["run_cpu_s"]) == 580.0 and float(rows["scalebio"]["select_cpu_s"]) == 400.0
+    assert float(rows["scalebio"]["total_wall_s"]) == pytest.approx(1.2 * 580.0, abs=0.2)
+    assert float(rows["less"]["run_cpu_s"]) == 430.0 and float(rows["less"]["select_cpu_s"]) == 300.0
+    assert "copied from ['arith_twin']" in rows["less"]["note"]
+    assert float(rows["base"]["run_cpu_s"]) == 60.0 and rows["base"]["select_cpu_s"] == ""
+    oracle = rows["oracle"]  # quality with the tables' interval (bootstrap over the 200 problems)
+    assert float(oracle["quality_low"]) < float(oracle["quality"]) < float(oracle["quality_high"])
+    assert oracle["evaluation"] == "math" and oracle["metric"] == "accuracy"

@@ -67,3 +67,25 @@ def difference_of_differences(a: list, b: list, c: list, d: list, ev: str) -> Es
         est = t_interval(values)
         return replace(est, over=est.over.replace("t-interval", "t-interval; no per-item scores"))
     return Estimate(values[0], over="1 seed (no per-item scores)")
+
+
+def evaluation_level(evals: dict) -> Estimate:
+    """The mean of one evaluation over seeds, with the interval the tables use: {seed: Evaluation}. Per-item scores
+    on every seed: the hierarchical bootstrap over seeds and items (of the scores against 0); otherwise a
+    t-interval over the seeds' values; one seed without items: the value alone."""
+    if not evals:
+        return Estimate(None)
+    if all(e.items for e in evals.values()):
+        est = hierarchical_bootstrap({s: e.items for s, e in evals.items()},
+                                     {s: dict.fromkeys(e.items, 0.0) for s, e in evals.items()})  # fmt: skip
+        return replace(est, over=est.over.replace("paired bootstrap", "bootstrap"))
+    values = [e.value for e in evals.values()]
+    if len(values) >= 2:
+        est = t_interval(values)
+        return replace(est, over=est.over.replace("t-interval", "t-interval; no per-item scores"))
+    return Estimate(values[0], over="1 seed (no per-item scores)")
+
+
+def level(rs: list, ev: str) -> Estimate:
+    """One method's mean on evaluation ``ev`` over its runs, with its interval (``evaluation_level``)."""
+    return evaluation_level({r.seed: r.evals[ev] for r in rs if ev in r.evals})

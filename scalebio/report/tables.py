@@ -8,7 +8,9 @@ Writes ``<results>/<experiment>/report/``:
                           seeds); ScaleBiO's movement, convergence and clipping per run; the data's ceilings
     downstream.{csv,md}   every evaluation: mean ± SD over seeds (base model once), the paired difference to
                           uniform with its 95 % interval, and the share of the uniform→oracle gap closed
-    cost.{csv,md}         wall time and tokens of each selection, mean ± SD
+    cost.{csv,md}         per method: the selection's wall time and tokens, this experiment's selection, SFT and
+                          evaluation CPU / wall seconds (benchmark files), CPU s per run beside the first
+                          evaluation with its interval (scalebio.report.cost; cost_quality.png: cost-figure)
     claims.{csv,md}       the paper's claims measured here, with intervals, p-values (raw and Holm), verdicts
                           (holds / does not hold / inconclusive / untested) and the smallest detectable Δ
     weights.png, trajectory.png, downstream.png
@@ -26,6 +28,7 @@ from scalebio.common.runtime import main_guard
 from scalebio.report.claims import claims, is_oracle
 from scalebio.report.collect import collect, read_json
 from scalebio.report.compare import base_difference, difference
+from scalebio.report.cost import cost_rows, write_cost
 from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
 from scalebio.report.markdown import pm, write_table
 from scalebio.report.stats import UNTESTED, Estimate, mean_sd
@@ -107,26 +110,6 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
     return rows
 
 
-def cost_rows(groups: dict) -> list[dict]:
-    rows = []
-    for (model, method), rs in groups.items():
-        wm, wsd = mean_sd([r.wall_time_s for r in rs])
-        tm, tsd = mean_sd([float(r.selection["cost"]["tokens"]) for r in rs])
-        rows.append(
-            {
-                "model": model,
-                "method": method,
-                "seeds": len(rs),
-                "wall_time_s": wm,
-                "wall_time_s_sd": wsd,
-                "tokens": tm,
-                "wall time s (mean ± SD)": pm(wm, wsd, 1),
-                "tokens (mean)": f"{tm:,.0f}" if tm is not None else "—",
-            }
-        )
-    return rows
-
-
 def source_names(card: dict, runs) -> list[str]:
     """The experiment's sources: as its data card lists them, else as the selections name them."""
     return sorted(card.get("sources", {})) or sorted({s for r in runs for s in r.composition})
@@ -142,8 +125,10 @@ def experiment_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser
 
 
 def experiment_report(
-    experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int] | None = None
+    experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int] | None = None, twins=None
 ) -> Path:
+    """``twins``: "model/method" -> {seed: the experiment whose selection this run copies} (the cost table charges
+    that experiment's selection job)."""
     out = results / experiment / "report"
     out.mkdir(parents=True, exist_ok=True)
     card = read_json(data_dir / "card.json") or {}
@@ -170,13 +155,7 @@ def experiment_report(
         "`oracle*` rows are reference points. test_loss: lower is better. Offline log-prob judge scores, where "
         "present, are not GPT-4 MT-Bench scores.",
     )  # fmt: skip
-    c_rows = cost_rows(groups)
-    write_table(
-        out, "cost", c_rows,
-        ["model", "method", "seeds", "wall_time_s", "wall_time_s_sd", "tokens"],
-        ["model", "method", "seeds", "wall time s (mean ± SD)", "tokens (mean)"],
-        f"{experiment}: cost of producing each selection",
-    )  # fmt: skip
+    write_cost(out, experiment, cost_rows(experiment, groups, base, evals[0] if evals else None, results, twins or {}))
     cl_rows = claims(card, groups, base, evals, sources)
     write_table(
         out, "claims", cl_rows,
@@ -206,9 +185,10 @@ def main(argv=None) -> None:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )
     ap.add_argument("--seeds", default=None, help="comma-separated seeds of the runs (default: the spec's or 0)")
+    ap.add_argument("--twins", default="{}", help='JSON {"model/method": {seed: twin experiment}} (copied selections)')
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
-    experiment_report(a.experiment, json.loads(a.spec), Path(a.results), Path(a.data), seeds)
+    experiment_report(a.experiment, json.loads(a.spec), Path(a.results), Path(a.data), seeds, json.loads(a.twins))
 
 
 if __name__ == "__main__":

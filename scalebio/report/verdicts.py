@@ -26,7 +26,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from scalebio.common.configcheck import seeds_of, selection_twin
+from scalebio.common.configcheck import selection_twins
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_text, main_guard
 from scalebio.report.markdown import write_table
 from scalebio.report.paper import METHOD_NAMES, UNITS, JobTime, paper_effects, run_cpu_s
@@ -90,15 +90,6 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _twins(config: dict, exp: str, model: str, method: str) -> dict[int, str]:
-    """seed -> the experiment whose selection this run copies (none: computed here)."""
-    out = {}
-    for seed in seeds_of(config, exp):
-        if twin := selection_twin(config, exp, model, method, seed):
-            out[seed] = twin
-    return out
-
-
 def _cost(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"
 
@@ -115,7 +106,7 @@ def experiment_rows(exp: str, spec: dict, claims: list[dict], numbers: dict, job
         value, low, high = _float(c["value"]), _float(c["low"]), _float(c["high"])
         metric = c.get("metric") or ""
         flipped = " (lower is better: sign flipped)" if "sign flipped" in c["measure"] else ""
-        twins = {m: _twins(config, exp, model, m) for m in ("scalebio", comparator) if m}
+        twins = {m: selection_twins(config, exp, model, m) for m in ("scalebio", comparator) if m}
         rows.append(
             {
                 "claim": c["claim"],
