@@ -113,8 +113,8 @@ def write_cost(out: Path, experiment: str, rows: list[dict]) -> None:
         "totals: report/runtime.md). CPU s per run: selection + SFT + every evaluation of one run, mean over "
         "seeds; a selection copied from a twin experiment is charged with the twin's selection job (note). CPU "
         "seconds are the comparable cost on shared cores (wall time grows with other jobs, CPU time much less). "
-        f"First evaluation: {ev}, mean with its 95 % interval ({over}); `cost_quality.png` plots it against the "
-        "CPU seconds per run."
+        f"First evaluation: {ev}, mean with its 95 % interval ({over}); for an experiment on a real model "
+        "`cost_quality.png` plots it against the CPU seconds per run."
     )
     write_table(out, "cost", rows, CSV_COLUMNS, MD_COLUMNS, f"{experiment}: cost and quality of each method", note)
 

@@ -132,10 +132,9 @@ def plot_downstream(path: Path, experiment: str, rows: list[dict]) -> None:
         uniform = next((r["mean"] for r in sub if r["method"] == "uniform"), None)
         if uniform is not None:
             ax_v.axvline(uniform, color=style.method_colour("uniform"), ls="--", lw=0.8)
-        ax_v.set_title(style.wrap(f"{ev}, {model}: the values (axis fitted to the data; dashed: uniform)", 60))
-        if not any(r["mean"] for r in sub if r["mean"] is not None):
-            ax_v.text(0.5, 0.5, "all values are 0: this metric does not\nseparate the methods here",
-                      transform=ax_v.transAxes, ha="center", va="center", fontsize=8, color="C3")  # fmt: skip
+        zeros = not any(r["mean"] for r in sub if r["mean"] is not None)  # said in the title: no text over data
+        ax_v.set_title(style.wrap(f"{ev}, {model}: the values (axis fitted to the data; dashed: uniform)"
+                                  + ("; all 0: this metric does not separate the methods here" if zeros else ""), 60))  # fmt: skip
     over = next((r["interval over"] for r in rows if r.get("diff_low") is not None), "no interval")
     single = any(r["diff_vs_uniform"] is not None and r["diff_low"] is None for r in rows)
     open_marker = "; open marker: a single estimate without an interval" if single else ""
