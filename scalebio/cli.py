@@ -67,6 +67,7 @@ COMMANDS = {
         "scalebio.report.studies",
         "beyond the paper: one study's table and figure (stability, online, clusters)",
     ),
+    "cost-figure": ("scalebio.report.cost", "quality against CPU seconds of one experiment, from its cost.csv"),
     "summary": ("scalebio.report.summary", "paper-vs-ours tables, verdicts and the run's time per stage"),
     "verdicts": ("scalebio.report.verdicts", "rewrite a README's verdicts block from <results>/report/verdicts.csv"),
     "docs": ("scalebio.report.docs", "the option reference of config/README.md"),

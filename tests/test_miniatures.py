@@ -144,7 +144,8 @@ def _downstream(root, experiment, rows):
 
 @pytest.mark.parametrize("kind", ["math", "mtbench"])
 def test_paper_vs_ours_shows_no_paper_number_without_a_source(tmp_path, kind):
-    from scalebio.report.paper import load_paper_numbers, paper_table
+    from scalebio.report.paper import load_paper_numbers
+    from scalebio.report.paper_vs_ours import ours_table, paper_table
 
     numbers = load_paper_numbers()
     ev = "math" if kind == "math" else "ifeval"
@@ -182,22 +183,20 @@ def test_paper_vs_ours_shows_no_paper_number_without_a_source(tmp_path, kind):
         ],
     )
     experiments = {"x": {"paper_table": kind, "evals": [ev], "models": ["m"]}}
-    header, body, notes = paper_table(kind, experiments, tmp_path, numbers)
-    n_paper = sum("(paper)" in h for h in header)
+    header, body = paper_table(kind, numbers)
     declared = set(numbers["sources"])
-    cells = [c for row in body for c in row[1 : 1 + n_paper]]
+    cells = [c for row in body for c in row[1:]]
     for cell in cells:
         m = re.fullmatch(r"(-?[\d.]+) \[(\w+)\]", cell)
         assert cell == "—" or (m and m.group(2) in declared), cell  # a number always carries its source
     assert any(c != "—" for c in cells)
-    assert all(
-        any(f"[{s}]" in n for n in notes) for s in {re.search(r"\[(\w+)\]", c).group(1) for c in cells if c != "—"}
-    )
+    assert not any(row[0].startswith("oracle") for row in body)  # the paper has no oracle row: nothing is made up
+    header, body = ours_table(kind, experiments, tmp_path)  # ours in a table of its own: scales never mixed
     ours = {row[0]: row[-1] for row in body}
+    assert header[-1] == "x, m (accuracy)"
     assert ours["Uniform"] == "0.200 ± 0.010, 3 seeds" and ours["ScaleBiO"] == "0.300, 1 seed"
     assert ours.get("LESS", "—") == "—"  # not run here: never filled in
-    oracle = next(row for row in body if row[0].startswith("oracle"))
-    assert oracle[1 : 1 + n_paper] == ["—"] * n_paper  # the paper has no oracle row: nothing is made up
+    assert ours["oracle (reference point)"] == "0.500, 1 seed"
 
 
 def test_a_paper_number_without_a_declared_source_is_refused(tmp_path):

@@ -129,7 +129,30 @@ def test_pareto_study_places_each_combination_and_pairs_worst_case_with_the_best
     assert float(rows["sb_worst"]["vs_best"]) == pytest.approx(-0.2)
     assert float(rows["sb_worst"]["vs_best_low"]) == pytest.approx(-0.2 - 4.3027 * 0.1 / 3**0.5, abs=1e-3)
     assert float(rows["sb_es"]["p[spanish]"]) == pytest.approx(0.6)
+    # paired over seeds (no per-item files here: t-intervals): uniform is 0.2-0.6 worse than sb_worst and 0.4 / 0.2
+    # worse than sb_even on both targets in every seed; sb_es trades Spanish for French against every other point
+    assert rows["uniform"]["dominated"] == "yes (by sb_even, sb_worst)" and rows["sb_es"]["dominated"] == "no"
+    assert rows["sb_even"]["dominated"] == "inconclusive"  # sb_worst is level with it on Spanish (−0.1, 0, +0.1)
     assert "(vs sb_even)" in (out / "study.md").read_text() and (out / "study.png").stat().st_size > 1000
+
+
+def test_the_c1_arm_and_multilingual_share_sources_and_spanish_rows_but_not_the_validation_set():
+    """config/config.yaml: `multilingual_two_targets` differs from `multilingual` only by its English validation and
+    test rows; the Spanish rows and every source are the same (the study's note says so, and why c = 1 differs:
+    the SFT set appends the whole validation set)."""
+    from pathlib import Path
+
+    import yaml
+
+    from scalebio.assets.embedded import build_multilingual
+
+    exps = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())["experiments"]
+    one = build_multilingual(exps["multilingual"]["data"]["options"], 0)
+    two = build_multilingual(exps["multilingual_two_targets"]["data"]["options"], 0)
+    assert one["sources"] == two["sources"]
+    for split in ("validation", "test"):
+        spanish = [{k: v for k, v in r.items() if k != "target"} for r in two[split] if r["target"] == "spanish"]
+        assert spanish == one[split] and len(two[split]) == 2 * len(one[split])
 
 
 def test_pareto_study_needs_two_targets(tmp_path, denoise_data_dir):

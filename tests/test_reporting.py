@@ -95,39 +95,69 @@ def test_one_seed_uses_a_paired_bootstrap_over_items(tmp_path, denoise_data_dir)
     assert "-0.500 [-0.500, -0.500]" in text and "training randomness not covered (n=50 items" in text
 
 
-def test_paper_tables_never_show_a_number_without_a_source(tmp_path):
-    from scalebio.report.paper import load_paper_numbers, paper_table
+def test_paper_tables_never_show_a_number_without_a_source_and_keep_its_digits(tmp_path):
+    from scalebio.report.paper import load_paper_numbers
+    from scalebio.report.paper_vs_ours import paper_table
 
     numbers = load_paper_numbers()
     for kind in ("math", "mtbench"):
-        header, rows, notes = paper_table(kind, {}, tmp_path, numbers)
+        header, rows = paper_table(kind, numbers)
         for row in rows:
             for cell in row[1:]:
                 assert cell == "—" or cell.endswith("[papernotes]"), cell  # every paper number names its source
-        assert any("not checked against the paper's PDF" in n for n in notes)
+    less = {r[0]: r for r in paper_table("mtbench", numbers)[1]}["LESS"]
+    assert less[3] == "7.20 [papernotes]"  # as the source writes it, not 7.2
+    assert paper_table("math", numbers)[1][0][2] == "54.0 [papernotes]"
     bad = tmp_path / "numbers.yaml"
     bad.write_text("sources: {}\nmath: {rows: [{model: X, method: uniform, gsm8k: 1.0}]}\n")
     with pytest.raises(Exception, match="no declared source"):
         load_paper_numbers(bad)
 
 
-def test_paper_table_places_our_miniature_beside_the_paper(tmp_path):
-    from scalebio.report.paper import load_paper_numbers, paper_table
+def test_paper_vs_ours_sets_effects_beside_effects_and_the_official_weights_beside_ours(tmp_path, denoise_data_dir):
+    """The math table: the paper's ScaleBiO − uniform (+9.0 GSM8K, +5.8 MATH) beside ours (+0.045 with an interval
+    covering 0: direction —; +0.100 [+0.02, +0.18] against LESS, where the paper gives no effect: —); the official
+    weights' largest log-ratio ln(0.19033 / 0.06077) = 1.142 and Σ η_θ 1.17 beside our run's."""
+    from scalebio.report.paper import load_paper_numbers
+    from scalebio.report.paper_vs_ours import write_paper_tables
 
-    report = tmp_path / "arith" / "report"
+    results = tmp_path / "results"
+    report = results / "arith" / "report"
     report.mkdir(parents=True)
     report.joinpath("downstream.csv").write_text(
         "model,method,evaluation,metric,mean,sd,seeds\n"
-        "smol,uniform,math,accuracy,0.31,,1\nsmol,scalebio,math,accuracy,0.4,,1\nsmol,base,math,accuracy,0.0,,0\n"
-        "smol,less,math,accuracy,0.35,0.02,3\n"
+        "smol,uniform,math,accuracy,0.065,,1\nsmol,scalebio,math,accuracy,0.11,,1\nsmol,base,math,accuracy,0.005,,0\n"
     )
-    exps = {"arith": {"models": ["smol"], "evals": ["math"], "paper_table": "math"}}
-    header, rows, _ = paper_table("math", exps, tmp_path, load_paper_numbers())
-    assert header[-1] == "ours: smol, arith miniature (accuracy)"
-    table = {r[0]: r for r in rows}
-    assert table["Uniform"][1] == "78.1 [papernotes]" and table["Uniform"][-1].startswith("0.310")
-    assert table["ScaleBiO"][1] == "87.1 [papernotes]" and table["base model"][1] == "—"
-    assert table["LESS"][1] == "—" and table["LESS"][-1] == "0.350 ± 0.020, 3 seeds"  # no source: left empty
+    report.joinpath("claims.csv").write_text(
+        "model,claim,kind,comparator,evaluation,metric,measure,value,low,high\n"
+        "smol,c,downstream,uniform,math,accuracy,ScaleBiO − uniform,0.045,-0.005,0.095\n"
+        "smol,c,downstream,less,math,accuracy,ScaleBiO − less,0.1,0.02,0.18\n"
+        "smol,c,weights,,,,w,0.05,0.01,0.09\n"
+    )
+    rd = results / "arith" / "smol" / "scalebio" / "s0"
+    write_selection(MethodInputs(str(denoise_data_dir), "m", str(rd), budget=10, seed=0), "scalebio",
+                    weights=dict(zip(NAMES, [0.3, 0.25, 0.2, 0.15, 0.1])), wall_time_s=1.0, tokens=1,
+                    extra={"movement": {"max_log_ratio": 1.0986, "sum_lr_theta": 1.17}})  # fmt: skip
+    config = {"seeds": [0], "experiments": {"arith": {"models": ["smol"], "evals": ["math"], "paper_table": "math"}}}
+    out = tmp_path / "report"
+    write_paper_tables(out, results, config, load_paper_numbers())
+    effects = {r["ScaleBiO − baseline"]: r for r in _csv_rows(out / "paper_vs_ours_math.csv")}
+    u = effects["ScaleBiO − Uniform"]
+    assert u["paper: Qwen-2.5-32B GSM8K (accuracy points)"] == "+9.0 [papernotes]"
+    assert u["paper: Qwen-2.5-32B MATH (accuracy points)"] == "+5.8 [papernotes]"
+    assert u["ours: arith, smol (accuracy) [95% CI]"] == "+0.045 [-0.005, +0.095]"
+    assert u["direction agrees (arith)"] == "—"  # our interval covers 0
+    less = effects["ScaleBiO − LESS"]
+    assert less["paper: Qwen-2.5-32B GSM8K (accuracy points)"] == "—" and less["direction agrees (arith)"] == "—"
+    md = (out / "paper_vs_ours_math.md").read_text()
+    assert "| MathInstruct | 0.19033 |" in md
+    assert (
+        "| official: Llama-3-8B, math SFT set | 10 | 0.19033 (MathInstruct) | 0.06077" in md and "| 1.142 | 1.17" in md
+    )
+    assert "| ours: arith, smol, ScaleBiO (1 seed) | 5 | 0.3 (noise000) | 0.1 (noise100) | 1.099 | 1.170 |" in md
+    assert "| Uniform | 0.065, 1 seed |" in md and "| Uniform | 78.1 [papernotes] | 54.0 [papernotes] |" in md
+    mt = {r["ScaleBiO − baseline"]: r for r in _csv_rows(out / "paper_vs_ours_mtbench.csv")}
+    assert mt["ScaleBiO − LESS"]["paper: Gemma-2-9B MT-Bench (MT-Bench points)"] == "+0.31 [papernotes]"
 
 
 def _manifest(rd, counts: dict, budget: int) -> None:

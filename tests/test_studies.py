@@ -81,3 +81,70 @@ def test_comparison_pairs_seeds_with_the_reference_experiment(kind, tmp_path, de
     assert ("corrupted 0.970" in md) == (kind == "clusters")
     with pytest.raises(Exception, match="compare_with"):
         study_report("exp", spec, results, data, [0, 1, 2], None)
+
+
+def test_online_study_has_its_control_and_scalebio_s_share_of_the_change(tmp_path, denoise_data_dir):
+    """Known answers: online is 0.1 better for uniform (the control: an effect of the sampling itself) and 0.2
+    better for ScaleBiO, so ScaleBiO − uniform is −0.05 static, −0.15 online, and the difference of the two −0.1."""
+    results = tmp_path / "results"
+    for seed, base in enumerate([4.0, 4.3, 4.1]):
+        for exp, shift_u, shift_s in (("ref", 0.0, 0.0), ("exp", -0.1, -0.2)):
+            _run(results, denoise_data_dir, exp, "uniform", seed, dict(zip(NAMES, [0.2] * 5)), base + shift_u)
+            _run(results, denoise_data_dir, exp, "scalebio", seed, dict(zip(NAMES, [0.3, 0.25, 0.2, 0.15, 0.1])),
+                 base - 0.05 + shift_s)  # fmt: skip
+    model = results / "exp" / "tiny" / "scalebio" / "s0" / "model"
+    model.mkdir(parents=True)
+    model.joinpath("sft_config.json").write_text(json.dumps({"options": {"epochs": 1.0, "sampling": "online"}}))
+    spec = {"models": ["tiny"], "methods": ["scalebio", "uniform"], "evals": ["testloss"],
+            "study": {"kind": "online", "compare_with": "ref"}}  # fmt: skip
+    ref_spec = {k: v for k, v in spec.items() if k != "study"}
+    out = study_report("exp", spec, results, denoise_data_dir, [0, 1, 2], ("ref", ref_spec, str(denoise_data_dir)))
+    with open(out / "study.csv") as f:
+        rows = {r["comparison"]: r for r in csv.DictReader(f)}
+    assert rows["uniform: online − static"]["role"] == "control (no learned weights)"
+    assert float(rows["uniform: online − static"]["diff"]) == pytest.approx(-0.1)
+    assert float(rows["scalebio − uniform, static"]["diff"]) == pytest.approx(-0.05)
+    assert float(rows["scalebio − uniform, online"]["diff"]) == pytest.approx(-0.15)
+    did = rows["(scalebio − uniform) online − (scalebio − uniform) static"]
+    assert float(did["diff"]) == pytest.approx(-0.1) and float(did["diff_high"]) == pytest.approx(-0.1)
+    md = (out / "study.md").read_text()
+    assert "At 1 SFT epoch, 'online' is one draw" in md and "## ScaleBiO against its control" in md
+
+
+def test_clusters_claim_is_the_lowest_weight_with_the_reachable_spearman_beside_it(tmp_path, denoise_data_dir):
+    from scalebio.report.claims import best_spearman, claims, noisiest_lowest
+    from scalebio.report.tables import group
+
+    one_corrupted = {"c0": 1.0, "c1": 0.0, "c2": 0.0, "c3": 0.0, "c4": 0.0}
+    assert best_spearman(one_corrupted) == pytest.approx(-(0.5**0.5))  # −1/√2: ρ ≤ −0.9 is out of reach
+    assert best_spearman(dict(zip(NAMES, [0.0, 0.25, 0.5, 0.75, 1.0]))) == pytest.approx(-1.0)
+
+    class R:  # the only field the weight claims read
+        def __init__(self, seed, p):
+            self.seed, self.composition, self.model, self.method = seed, p, "tiny", "scalebio"
+
+    runs = [R(0, {"c0": 0.10, "c1": 0.3, "c2": 0.2, "c3": 0.25, "c4": 0.15}),
+            R(1, {"c0": 0.12, "c1": 0.3, "c2": 0.2, "c3": 0.24, "c4": 0.14}),
+            R(2, {"c0": 0.16, "c1": 0.3, "c2": 0.2, "c3": 0.20, "c4": 0.14})]  # fmt: skip
+    gap, k = noisiest_lowest(one_corrupted, runs)
+    assert k == 2 and gap.value == pytest.approx((-0.05 - 0.02 + 0.02) / 3)
+    rows = claims({"noise": one_corrupted}, group(runs), {}, [], list(one_corrupted))
+    assert rows[0]["claim"] == "the most corrupted source ['c0'] get the lowest weight"
+    assert "most negative reachable -0.707" in rows[0]["measure"] and rows[0]["verdict"] == "inconclusive"
+
+
+def test_spearman_interval_stays_inside_minus_one_one():
+    from scalebio.report.claims import noise_spearman
+    from scalebio.report.stats import t_interval
+
+    rhos = [-1.0, -0.9, -1.0, -1.0, -1.0]
+    assert t_interval(rhos).low < -1.0  # the interval the report used to print ([−1.036, −0.924] in one run)
+
+    class R:
+        def __init__(self, p):
+            self.composition = dict(zip(NAMES, p))
+
+    noise = dict(zip(NAMES, [0.0, 0.25, 0.5, 0.75, 1.0]))
+    runs = [R([0.3, 0.25, 0.2, 0.15, 0.1])] * 4 + [R([0.3, 0.2, 0.25, 0.15, 0.1])]  # ρ = −1 ×4, −0.9
+    est = noise_spearman(noise, runs)
+    assert est.value == pytest.approx(-0.98) and -1.0 <= est.low <= est.high <= -0.9

@@ -88,6 +88,16 @@ def selection_twin(config: dict, experiment: str, model: str, method: str, seed:
     return None
 
 
+def selection_twins(config: dict, experiment: str, model: str, method: str) -> dict[int, str]:
+    """seed -> the experiment whose selection this run copies (``selection_twin``), for the seeds that have one: a
+    cost counts the twin's selection job, not the copy."""
+    out = {}
+    for seed in seeds_of(config, experiment):
+        if twin := selection_twin(config, experiment, model, method, seed):
+            out[seed] = twin
+    return out
+
+
 def with_model_dtype(config: dict, model: str, opts: dict) -> dict:
     """A stage's options with the model's ``dtype`` as default."""
     dtype = config["models"][model].get("dtype")

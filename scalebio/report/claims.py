@@ -1,8 +1,10 @@
 """The paper's claims, measured on one experiment, each with its interval, p-value and verdict.
 
 1. Weights (ScaleBiO's learned p, over seeds): on a denoising pool Spearman(noise rate, p) ≤ −0.9 ("weights fall
-   as noise rises"); elsewhere the weight on the target sources exceeds their uniform share, and the weight on
-   sources known to be harmful stays below theirs.
+   as noise rises") where distinct weights can reach −0.9; where they cannot (tied noise rates: one corrupted
+   cluster among clean ones allows at most −0.707) the claim is that the most corrupted source gets the lowest
+   weight. Elsewhere the weight on the target sources exceeds their uniform share, and the weight on sources
+   known to be harmful stays below theirs.
 2. Downstream (the first evaluation of the experiment): ScaleBiO's fine-tuned model beats each baseline (paired
    difference > 0); and two checks that the miniature can tell methods apart at all: uniform beats the base model,
    each oracle beats uniform.
@@ -17,7 +19,7 @@ from scipy.stats import spearmanr
 
 from scalebio.report.compare import base_difference, difference
 from scalebio.report.markdown import p_text
-from scalebio.report.stats import Estimate, holm, t_interval, verdict, verdict_from_p
+from scalebio.report.stats import Estimate, holm, seed_bootstrap, t_interval, verdict, verdict_from_p
 
 BASELINES = ("uniform", "less", "rho_loss", "reference", "doremi")
 SPEARMAN_TARGET = -0.9 + 1e-9
@@ -61,9 +63,31 @@ def _row(model, claim, measure, est: Estimate, threshold: float, direction: str,
 
 
 def noise_spearman(noise: dict[str, float], runs: list) -> Estimate:
-    """Spearman(noise rate, weight) per run, with its interval over the runs (seeds)."""
+    """Spearman(noise rate, weight) per run, with its interval over the runs (seeds): a bootstrap over seeds,
+    which stays inside [−1, 1] (``stats.seed_bootstrap``)."""
     names = sorted(noise)
-    return t_interval([spearman([noise[n] for n in names], [r.composition.get(n, 0.0) for n in names]) for r in runs])
+    return seed_bootstrap([spearman([noise[n] for n in names], [r.composition.get(n, 0.0) for n in names])
+                           for r in runs])  # fmt: skip
+
+
+def best_spearman(noise: dict[str, float]) -> float:
+    """The most negative Spearman(noise, p) that distinct weights can reach: p ordered against the noise rates.
+    Ties among the noise rates cap it above −1 (one source at 100 % among four at 0 %: −1/√2 = −0.707), whatever
+    order the tied sources' weights take (the ranks of a tied group always sum to the same)."""
+    names = sorted(noise)
+    order = sorted(names, key=lambda n: (-noise[n], n))  # most corrupted first → lowest weight
+    return spearman([noise[n] for n in names], [float(order.index(n)) for n in names])
+
+
+def noisiest_lowest(noise: dict[str, float], runs: list) -> tuple[Estimate, int]:
+    """(p of the most corrupted source(s) − the lowest p among the others, over seeds; the seeds in which the most
+    corrupted source has the lowest weight). Negative = the claim holds in that seed."""
+    top = max(noise.values())
+    worst = [n for n in noise if noise[n] == top]
+    rest = [n for n in noise if noise[n] != top]
+    gaps = [max(r.composition.get(n, 0.0) for n in worst) - min(r.composition.get(n, 0.0) for n in rest)
+            for r in runs] if rest else []  # fmt: skip
+    return t_interval(gaps), sum(g < 0 for g in gaps)
 
 
 def higher_is_better(groups: dict, ev: str) -> bool:
@@ -82,11 +106,21 @@ def weight_claims(card: dict, model: str, runs: list, sources: list[str]) -> lis
     k = max(1, len(sources))
     tag = {"kind": "weights", "comparator": "", "evaluation": "", "metric": "learned weight p"}
     if card.get("noise"):
-        est = noise_spearman(card["noise"], runs)
-        return [
-            _row(model, card.get("expected"), "Spearman(noise, ScaleBiO weight)", est, SPEARMAN_TARGET, "<", "≤ −0.9",
-                 **{**tag, "metric": "Spearman ρ"})
-        ]  # fmt: skip
+        noise = card["noise"]
+        best = best_spearman(noise)
+        if best <= SPEARMAN_TARGET:
+            est = noise_spearman(noise, runs)
+            return [
+                _row(model, card.get("expected"), "Spearman(noise, ScaleBiO weight)", est, SPEARMAN_TARGET, "<",
+                     "≤ −0.9", **{**tag, "metric": "Spearman ρ"})
+            ]  # fmt: skip
+        est, k = noisiest_lowest(noise, runs)
+        measured = noise_spearman(noise, runs)
+        worst = sorted(n for n in noise if noise[n] == max(noise.values()))
+        measure = (f"ScaleBiO p{worst} − lowest other p (lowest in {k} of {len(runs)} seeds; Spearman "
+                   f"{measured.text()} against the most negative reachable {best:+.3f}: ≤ −0.9 is out of reach)")  # fmt: skip
+        return [_row(model, f"the most corrupted source{'s' if len(worst) > 1 else ''} {worst} get the lowest weight",
+                     measure, est, 0.0, "<", "< 0", **tag)]  # fmt: skip
     out = []
     for key, claim, direction in (
         ("targets", card.get("expected"), ">"),

@@ -43,3 +43,49 @@ def base_difference(base_eval, rs_b: list, ev: str) -> Estimate:
         return Estimate(None)
     pairs = [(r.seed, None, r) for r in rs_b if ev in r.evals]
     return _paired(pairs, lambda _: base_eval, lambda r: r.evals[ev])
+
+
+def difference_of_differences(a: list, b: list, c: list, d: list, ev: str) -> Estimate:
+    """(a − b) − (c − d) on evaluation ``ev``, e.g. (ScaleBiO − uniform) in a study minus the same in its reference
+    experiment: what a change does for one method beyond what it does for the control. Paired by seed (the four
+    runs of a seed) and, where every run has per-item scores, by test item (the experiments share their test
+    set): a hierarchical bootstrap of the per-item (a − b) against (c − d). Otherwise a t-interval over seeds."""
+    by = [{r.seed: r for r in rs if ev in r.evals} for rs in (a, b, c, d)]
+    seeds = sorted(set.intersection(*(set(x) for x in by)))
+    if not seeds:
+        return Estimate(None)
+    evals = [[x[s].evals[ev] for x in by] for s in seeds]
+    if all(e.items for row in evals for e in row):
+        left, right = {}, {}
+        for s, (ea, eb, ec, ed) in zip(seeds, evals):
+            ids = set(ea.items) & set(eb.items) & set(ec.items) & set(ed.items)
+            left[s] = {i: ea.items[i] - eb.items[i] for i in ids}
+            right[s] = {i: ec.items[i] - ed.items[i] for i in ids}
+        return hierarchical_bootstrap(left, right)
+    values = [(ea.value - eb.value) - (ec.value - ed.value) for ea, eb, ec, ed in evals]
+    if len(values) >= 2:
+        est = t_interval(values)
+        return replace(est, over=est.over.replace("t-interval", "t-interval; no per-item scores"))
+    return Estimate(values[0], over="1 seed (no per-item scores)")
+
+
+def evaluation_level(evals: dict) -> Estimate:
+    """The mean of one evaluation over seeds, with the interval the tables use: {seed: Evaluation}. Per-item scores
+    on every seed: the hierarchical bootstrap over seeds and items (of the scores against 0); otherwise a
+    t-interval over the seeds' values; one seed without items: the value alone."""
+    if not evals:
+        return Estimate(None)
+    if all(e.items for e in evals.values()):
+        est = hierarchical_bootstrap({s: e.items for s, e in evals.items()},
+                                     {s: dict.fromkeys(e.items, 0.0) for s, e in evals.items()})  # fmt: skip
+        return replace(est, over=est.over.replace("paired bootstrap", "bootstrap"))
+    values = [e.value for e in evals.values()]
+    if len(values) >= 2:
+        est = t_interval(values)
+        return replace(est, over=est.over.replace("t-interval", "t-interval; no per-item scores"))
+    return Estimate(values[0], over="1 seed (no per-item scores)")
+
+
+def level(rs: list, ev: str) -> Estimate:
+    """One method's mean on evaluation ``ev`` over its runs, with its interval (``evaluation_level``)."""
+    return evaluation_level({r.seed: r.evals[ev] for r in rs if ev in r.evals})

@@ -41,16 +41,18 @@ def p_text(p: float | None) -> str:
 
 def write_table(
     out: Path, stem: str, rows: list[dict], csv_cols: list[str], md_cols: list[str] | dict[str, str], title: str,
-    note="", extra="",
+    note="", extra="", md_rows: list[dict] | None = None,
 ):  # fmt: skip
     """``stem.csv`` (machine-readable columns) and ``stem.md`` (what a reader reads: mean ± SD strings). ``md_cols``:
-    row keys, or {row key: column header}; ``extra``: Markdown appended after the table, e.g. a second table."""
+    row keys, or {row key: column header}; ``extra``: Markdown appended after the table, e.g. a second table;
+    ``md_rows``: the rows the Markdown table shows where they are fewer than the csv's (the rest go in ``extra``)."""
     headers = dict(md_cols) if isinstance(md_cols, dict) else {c: c for c in md_cols}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")  # quotes a cell only where it holds a comma or a quote
     cells = [[fmt(r.get(c), 6) for c in csv_cols] for r in rows]  # 6 significant digits: re-read downstream
     writer.writerows([csv_cols, *[["" if c == "—" else c for c in line] for line in cells]])  # empty = missing
     md = f"# {title}\n\n" + (f"{note}\n\n" if note else "")
-    md += markdown_table(list(headers.values()), [[fmt(r.get(c)) for c in headers] for r in rows]) + extra
+    shown = rows if md_rows is None else md_rows
+    md += markdown_table(list(headers.values()), [[fmt(r.get(c)) for c in headers] for r in shown]) + extra
     atomic_write_text(out / f"{stem}.csv", buf.getvalue())
     atomic_write_text(out / f"{stem}.md", md)

@@ -1,11 +1,9 @@
-"""Cross-experiment tables: the paper's numbers beside ours, and where the run's time went (written by
-``python -m scalebio summary``, ``scalebio.report.summary``).
+"""The paper's numbers (``paper_numbers.yaml``: every number with its source, printed with the source's digits),
+the paper's effects computed from them, and where the run's time went.
 
-``paper_vs_ours_<table>.{csv,md}``: shaped like the paper's tables (rows: methods; columns: the paper's models with
-the paper's metrics, then our model on the miniature's metric). Every paper number comes from
-``paper_numbers.yaml`` with its source and label; a cell no source gives is "—", never filled in. An experiment
-feeds a table when its config says ``paper_table: math`` or ``paper_table: mtbench``; our number is its first
-evaluation's mean ± SD over seeds (from its ``downstream.csv``).
+``paper_effects``: ScaleBiO − a baseline per paper model and metric, from the YAML only, with as many decimals as
+the source gives (7.20 − 5.31 = +1.89, never +1.9). The tables that set them beside ours are in
+``scalebio.report.paper_vs_ours`` and ``scalebio.report.verdicts``.
 
 ``runtime.{csv,md}``: wall and CPU time of every job from Snakemake's ``benchmark:`` files, summed per stage and
 method, and per experiment × method (selection, SFT, evaluation), so a per-method question has an answer.
@@ -28,9 +26,53 @@ METHOD_NAMES = {"uniform": "Uniform", "less": "LESS", "rho_loss": "RHO-LOSS", "r
 ORDER = ["base", "uniform", "less", "rho_loss", "reference", "doremi", "scalebio", "oracle", "oracle_clean"]
 
 
+class SourceNumber(float):
+    """A number as its source writes it: computes and compares as a float, prints with the source's digits
+    (YAML reads 7.20 as the float 7.2; the paper's table says 7.20)."""
+
+    text: str
+
+    def __new__(cls, text: str):
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return self.text if not spec else super().__format__(spec)
+
+    @property
+    def decimals(self) -> int:
+        mantissa = self.text.lower().split("e")[0]
+        return len(mantissa.split(".")[1]) if "." in mantissa else 0
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose floats keep their text (``SourceNumber``)."""
+
+
+def _source_float(loader, node):
+    text = loader.construct_scalar(node)
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    return SourceNumber(text) if value == value and abs(value) != float("inf") else value  # nan/inf stay floats
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _source_float)
+
+
+def decimals(*values) -> int:
+    """The most decimals any of ``values`` is written with (a SourceNumber's own digits; a float's shortest repr)."""
+    return max(getattr(v, "decimals", None) or len(repr(float(v)).split(".")[1].rstrip("0")) or 1 for v in values)
+
+
 def load_paper_numbers(path: Path = PAPER_NUMBERS) -> dict:
-    """The paper's numbers; a row whose ``source`` is not declared is an error (no number without a source)."""
-    data = yaml.safe_load(path.read_text())
+    """The paper's numbers, floats as ``SourceNumber``; a row whose ``source`` is not declared is an error (no
+    number without a source)."""
+    data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     for table in ("mtbench", "math", "weights"):
         for row in data.get(table, {}).get("rows", []):
             if row.get("source") not in data["sources"]:
@@ -38,70 +80,31 @@ def load_paper_numbers(path: Path = PAPER_NUMBERS) -> dict:
     return data
 
 
-def _our_rows(results: Path, experiment: str) -> list[dict]:
-    path = results / experiment / "report" / "downstream.csv"
-    if not path.exists():
+UNITS = {"mtbench": "MT-Bench points", "math": "accuracy points"}
+KEYS = {"mtbench": ("value",), "math": ("gsm8k", "math")}
+
+
+def paper_effects(numbers: dict, table: str | None, comparator: str) -> list[dict]:
+    """ScaleBiO − ``comparator`` per paper model and metric of paper table ``table`` (``reference`` = RHO-LOSS):
+    {model, key, effect (float), text ("+1.01", the sources' decimals), sign, source}; [] where no source gives
+    both numbers. Computed from ``paper_numbers.yaml`` only."""
+    if table not in KEYS or not comparator:
         return []
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def _ours(rows: list[dict], evaluation: str) -> dict[str, str]:
-    """method -> "mean ± SD (n seeds)" of one evaluation."""
-    out = {}
-    for r in rows:
-        if r["evaluation"] != evaluation or not r["mean"]:
+    rows = numbers[table]["rows"]
+    target = "rho_loss" if comparator == "reference" else comparator
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        sb = next((r for r in rows if r["model"] == model and r["method"] == "scalebio"), None)
+        other = next((r for r in rows if r["model"] == model and r["method"] == target), None)
+        if sb is None or other is None:
             continue
-        sd = f" ± {float(r['sd']):.3f}" if r["sd"] else ""
-        seeds = f", {r['seeds']} seed{'s' if r['seeds'] != '1' else ''}" if r["seeds"] not in ("", "0") else ""
-        out[r["method"]] = f"{float(r['mean']):.3f}{sd}{seeds}"
+        for key in KEYS[table]:
+            if key in sb and key in other:
+                a, b = sb[key], other[key]
+                sources = " ".join(f"[{s}]" for s in sorted({sb["source"], other["source"]}))
+                out.append({"model": model, "key": key, "effect": a - b, "text": f"{a - b:+.{decimals(a, b)}f}",
+                            "sign": (a > b) - (a < b), "source": sources})  # fmt: skip
     return out
-
-
-def paper_table(
-    kind: str, experiments: dict, results: Path, numbers: dict
-) -> tuple[list[str], list[list[str]], list[str]]:
-    """(header, rows, notes) of one paper-vs-ours table."""
-    src = numbers["sources"]
-    if kind == "math":
-        paper_rows = numbers["math"]["rows"]
-        models = list(dict.fromkeys(r["model"] for r in paper_rows))
-        cols = [(m, k) for m in models for k in ("gsm8k", "math")]
-        header = ["method", *[f"{m} {k.upper()} (paper)" for m, k in cols]]
-    else:
-        paper_rows = numbers["mtbench"]["rows"]
-        models = list(dict.fromkeys(r["model"] for r in paper_rows))
-        cols = [(m, "value") for m in models]
-        header = ["method", *[f"{m} MT-Bench (paper)" for m in models]]
-    ours = []
-    for exp, spec in experiments.items():
-        if spec.get("paper_table") != kind or not spec.get("evals"):
-            continue
-        ev = spec["evals"][0]
-        rows = _our_rows(results, exp)
-        metric = next((r["metric"] for r in rows if r["evaluation"] == ev), ev)
-        for model in spec["models"]:
-            header.append(f"ours: {model}, {exp} miniature ({metric})")
-            ours.append(_ours([r for r in rows if r["model"] == model], ev))
-    used_sources, body = set(), []
-    methods = [m for m in ORDER if any(m == r["method"] for r in paper_rows) or any(m in o for o in ours)]
-    for method in methods:
-        line = [METHOD_NAMES.get(method, method)]
-        for model, key in cols:
-            hit = next((r for r in paper_rows if r["model"] == model and r["method"] == method and key in r), None)
-            if hit is None:
-                line.append("—")
-            else:
-                used_sources.add(hit["source"])
-                line.append(f"{hit[key]} [{hit['source']}]")
-        line += [o.get(method, "—") for o in ours]
-        body.append(line)
-    notes = [f"[{k}] {src[k]['label']}: {src[k]['where']}" for k in sorted(used_sources)]
-    notes.append(
-        "Ours are reduced-scale miniatures on CPU (their metric named in the column): they test the direction of "
-        "the paper's claims, not its absolute numbers; a paper cell no source gives is left empty (—)."
-    )
-    return header, body, notes
 
 
 @dataclass

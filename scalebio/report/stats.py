@@ -116,6 +116,28 @@ def t_interval(values: list[float], level: float = LEVEL) -> Estimate:
     return est.against(0.0)
 
 
+def seed_bootstrap(values: list[float], seed: int = 0, level: float = LEVEL) -> Estimate:
+    """Mean of per-seed values with a percentile bootstrap interval over the seeds, SE and p against 0.
+
+    For a bounded statistic (a correlation in [−1, 1]): every replicate is a mean of observed values, so the
+    interval stays inside [min, max] of the seeds, where a t-interval (mean ± t·SE) can leave the range (a
+    Spearman of −0.98 ± 0.04 over 5 seeds gave [−1.036, −0.924]). With few seeds it is narrower than a
+    t-interval (3 seeds have 10 distinct resamples): it says which values the seeds support, not more. One value:
+    no interval ("1 seed")."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return Estimate(None)
+    m = float(np.mean(values))
+    if len(values) < 2:
+        return Estimate(m, over="1 seed")
+    arr = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = arr[rng.integers(0, len(arr), size=(BOOTSTRAP_SAMPLES, len(arr)))].mean(axis=1)
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    over = f"seeds (n={len(arr)}, percentile bootstrap over seeds: stays within the seeds' range)"
+    return Estimate(m, float(lo), float(hi), over, se=float(draws.std(ddof=1)), draws=draws).against(0.0)
+
+
 def _item_means(diffs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k bootstrap means of ``diffs`` (items drawn with replacement), drawn in chunks."""
     out = np.empty(k)

@@ -8,12 +8,10 @@ Writes ``<results>/<experiment>/report/study.{csv,md,png}``. Kinds:
 - ``stability``: every weights method of the experiment (ScaleBiO and its variants: ``stabilize``, θ weight decay,
   10× lr_θ), side by side: the per-source SD of the final weights across seeds (largest and mean), Spearman(noise
   rate, p) with its 95 % interval where the pool has noise rates, the largest weight (a one-hot collapse shows as
-  ≈ 1) and the first evaluation. Verdicts against the targets: SD ≤ 0.02, ρ ≤ −0.9, largest weight < 0.8.
-- ``online`` / ``clusters``: the experiment against ``compare_with``, the same pool, methods and seeds with one
-  change (SFT sources drawn from p at every step; sources found by k-means instead of given). Per method run in
-  both: the first evaluation here and there (mean ± SD) and the paired difference (over seeds; over test items
-  with one seed) with its 95 % interval; Spearman(noise, p) on each side; ``clusters`` adds the clusters' purity
-  (the data folder's ``card.json``).
+  ≈ 1) and the first evaluation with its paired difference to the official ``scalebio`` (the study's control).
+  Verdicts against the targets: SD ≤ 0.02, ρ ≤ −0.9, largest weight < 0.8.
+- ``online`` / ``clusters``: the experiment against ``compare_with`` (same pool, methods and seeds, one change),
+  with uniform as the control and ScaleBiO − uniform on each side (``scalebio/report/comparison_study.py``).
 - ``pareto``: several validation objectives on data with two targets (``scalebio/report/pareto.py``).
 """
 
@@ -23,19 +21,16 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-from scalebio.common.runtime import ConfigError, main_guard  # noqa: E402
-from scalebio.report.claims import higher_is_better, noise_spearman  # noqa: E402
-from scalebio.report.collect import collect, read_json  # noqa: E402
-from scalebio.report.compare import difference  # noqa: E402
-from scalebio.report.markdown import pm, write_table  # noqa: E402
-from scalebio.report.pareto import pareto_report  # noqa: E402
-from scalebio.report.stats import Estimate, mean_sd, verdict  # noqa: E402
-from scalebio.report.tables import experiment_arguments, group, source_names  # noqa: E402
+from scalebio.common.runtime import ConfigError, main_guard
+from scalebio.report import style
+from scalebio.report.claims import noise_spearman
+from scalebio.report.collect import collect, read_json
+from scalebio.report.compare import difference
+from scalebio.report.comparison_study import comparison_report
+from scalebio.report.markdown import pm, write_table
+from scalebio.report.pareto import pareto_report
+from scalebio.report.stats import Estimate, mean_sd, verdict
+from scalebio.report.tables import experiment_arguments, group, source_names
 
 KINDS = ("stability", "online", "clusters", "pareto")
 SD_TARGET, RHO_TARGET, COLLAPSE = 0.02, -0.9, 0.8
@@ -59,6 +54,10 @@ def eval_cells(rs: list, ev: str | None, prefix: str) -> dict:
     return {f"{prefix}mean": m, f"{prefix}sd": sd, f"{prefix}(mean ± SD)": pm(m, sd)}
 
 
+CONTROL = "scalebio"
+"""The stability study's control: the official settings; every variant's evaluation is paired with it."""
+
+
 def stability_rows(groups: dict, card: dict, sources: list[str], ev: str | None) -> list[dict]:
     rows = []
     for (model, method), rs in groups.items():
@@ -69,6 +68,8 @@ def stability_rows(groups: dict, card: dict, sources: list[str], ev: str | None)
         largest = max(sds) if sds else None
         top_m, top_sd = mean_sd([max(r.composition.values()) for r in rs])
         r_est = rho(card, rs)
+        control = groups.get((model, CONTROL))
+        diff = difference(rs, control, ev) if ev and control and method != CONTROL else Estimate(None)
         rows.append(
             {
                 "model": model,
@@ -86,83 +87,54 @@ def stability_rows(groups: dict, card: dict, sources: list[str], ev: str | None)
                 "largest weight (mean ± SD)": pm(top_m, top_sd),
                 "collapse_verdict": "—" if top_m is None else ("no collapse" if top_m < COLLAPSE else "collapsed"),
                 **eval_cells(rs, ev, f"{ev} " if ev else "eval "),
-            }
-        )
-    return rows
-
-
-def comparison_rows(kind: str, groups: dict, ref_groups: dict, card: dict, ref_card: dict, ev: str) -> list[dict]:
-    purity = (card.get("purity") or {}) if kind == "clusters" else {}
-    rows = []
-    for (model, method), rs in groups.items():
-        ref = ref_groups.get((model, method))
-        if not ref:
-            continue
-        diff = difference(rs, ref, ev)
-        here, there = rho(card, rs), rho(ref_card, ref)
-        rows.append(
-            {
-                "model": model,
-                "method": method,
-                "seeds": len(rs),
-                **eval_cells(rs, ev, f"{kind} "),
-                **eval_cells(ref, ev, "reference "),
                 "diff": diff.value,
                 "diff_low": diff.low,
                 "diff_high": diff.high,
-                f"Δ {kind} − reference [95% CI]": diff.text(),
+                "diff_p": diff.p,
+                f"Δ {ev} vs {CONTROL} [95% CI]": diff.text() if method != CONTROL else "(control)",
                 "interval over": diff.over,
-                "rho": here.value,
-                "rho_reference": there.value,
-                f"Spearman(noise, p) {kind} / reference": f"{here.text()} / {there.text()}",
-                **{f"purity_{k}": v for k, v in purity.items()},
-                **(
-                    {"purity (source / label)": " / ".join(f"{k} {v:.3f}" for k, v in purity.items())} if purity else {}
-                ),
+                "_tops": [max(r.composition.values()) for r in rs],
+                "_seed_diffs": _seed_diffs(rs, control, ev) if control and method != CONTROL else [],
             }
         )
     return rows
 
 
-def plot_stability(path: Path, experiment: str, rows: list[dict], groups: dict, sources: list[str]) -> None:
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained", width_ratios=[2, 1])
+def _seed_diffs(rs: list, control: list, ev: str | None) -> list[float]:
+    base = {r.seed: r.evals[ev].value for r in control if ev in r.evals}
+    return [r.evals[ev].value - base[r.seed] for r in rs if ev in r.evals and r.seed in base]
+
+
+def plot_stability(path: Path, experiment: str, rows: list[dict], groups: dict, sources: list[str], card: dict,
+                   ev: str | None) -> None:  # fmt: skip
+    """Per-source SD across seeds (target line), the largest weight of every seed (collapse line), and each
+    variant's evaluation against the official settings with its paired 95 % interval."""
+    fig, (ax, ax2, ax3) = style.figure(3, 4.2, 3.8, legend_w=0.0, max_cols=3)
     width = 0.8 / max(1, len(rows))
     for i, r in enumerate(rows):
         rs = groups[(r["model"], r["method"])]
         sds = [mean_sd([x.composition.get(s, 0.0) for x in rs])[1] or 0.0 for s in sources]
-        ax.bar([j + i * width for j in range(len(sources))], sds, width, label=f"{r['method']} ({r['seeds']} seeds)")
-    ax.axhline(SD_TARGET, color="k", ls="--", lw=0.8, label=f"target {SD_TARGET}")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sources))], sources, rotation=25, ha="right")
+        ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(sources))], sds, width,
+               color=style.method_colour(r["method"]), label=r["method"])  # fmt: skip
+    ax.axhline(SD_TARGET, color="k", ls="--", lw=0.8, label=f"target SD {SD_TARGET}")
+    ax.set_xticks(range(len(sources)), [style.source_label(s, card) for s in sources], rotation=30, ha="right",
+                  fontsize=7)  # fmt: skip
     ax.set_ylabel("SD of the final weight across seeds")
-    ax.set_title("seed-to-seed spread per source", fontsize=9)
-    ax.legend(fontsize=7)
-    names = [r["method"] for r in rows]
-    tops = [[max(x.composition.values()) for x in groups[(r["model"], r["method"])]] for r in rows]
-    ax2.boxplot(tops, tick_labels=names)
-    ax2.axhline(COLLAPSE, color="C3", ls="--", lw=0.8)
-    ax2.set_ylim(0, 1.05)
-    ax2.tick_params(axis="x", labelsize=7, rotation=30)
-    ax2.set_title(f"largest weight per seed (red: {COLLAPSE}, collapse above)", fontsize=9)
-    fig.suptitle(f"{experiment}: stability of the learned weights across seeds", fontsize=10)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_comparison(path: Path, experiment: str, kind: str, reference: str, rows: list[dict], ev: str) -> None:
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.4 * len(rows) + 2), 4.0), layout="constrained")
-    xs = range(len(rows))
-    for off, prefix, label in ((-0.2, "reference ", f"{reference} (reference)"), (0.2, f"{kind} ", experiment)):
-        ax.bar([x + off for x in xs], [r[f"{prefix}mean"] or 0.0 for r in rows], 0.4,
-               yerr=[r[f"{prefix}sd"] or 0.0 for r in rows], capsize=3, label=label)  # fmt: skip
-    ax.set_xticks(list(xs), [r["method"] for r in rows])
-    ax.set_ylabel(ev)
-    ax.legend(fontsize=8)
-    title = f"{experiment} vs {reference}: {ev} (mean ± SD over seeds)"
-    if rows and rows[0].get("purity (source / label)"):
-        title += f"\nclusters' purity: {rows[0]['purity (source / label)']}"
-    ax.set_title(title, fontsize=9)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_title("seed-to-seed spread per source")
+    style.interval_panel(ax2, [{"label": r["method"], "value": mean_sd(r["_tops"])[0], "seeds": r["_tops"],
+                                "colour": style.method_colour(r["method"])} for r in rows],
+                         "largest weight of a seed (dashed: collapse above)", zero=None, intervals=False)  # fmt: skip
+    ax2.axvline(COLLAPSE, color="C3", ls="--", lw=0.8)
+    ax2.set_title("largest weight per seed")
+    diffs = [{"label": r["method"], "value": r["diff"], "low": r["diff_low"], "high": r["diff_high"],
+              "colour": style.method_colour(r["method"]), "seeds": r["_seed_diffs"]}
+             for r in rows if r["method"] != CONTROL]  # fmt: skip
+    style.interval_panel(ax3, diffs, f"Δ {ev} vs {CONTROL} (official settings)")
+    ax3.set_title(style.wrap(f"{ev}: each variant − {CONTROL} (95 % interval; no data: weights only)", 48))
+    style.legend(fig, where="bottom")
+    n = max((r["seeds"] for r in rows), default=0)
+    style.suptitle(fig, f"{experiment}: stability of the learned weights across {style.seeds_text(n)}")
+    style.save(fig, path)
 
 
 def study_report(experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int], reference=None):
@@ -178,88 +150,32 @@ def study_report(experiment: str, spec: dict, results: Path, data_dir: Path, see
     groups = group(runs)
     ev = first_eval(spec)
     if kind == "pareto":
-        pareto_report(out, experiment, groups, card, ev, results)
+        pareto_report(out, experiment, groups, card, ev, results, data_dir)
         return out
     if kind == "stability":
         sources = source_names(card, runs)
         rows = stability_rows(groups, card, sources, ev)
-        cols = [
-            "model",
-            "method",
-            "seeds",
-            "max_source_sd",
-            "mean_source_sd",
-            "sd_verdict",
-            "rho",
-            "rho_low",
-            "rho_high",
-            "rho_verdict",
-            "largest_weight",
-            "collapse_verdict",
-            f"{ev} mean",
-            f"{ev} sd",
-        ]
-        show = [
-            "model",
-            "method",
-            "seeds",
-            "max_source_sd",
-            "sd_verdict",
-            "Spearman(noise, p) [95% CI]",
-            "rho_verdict",
-            "largest weight (mean ± SD)",
-            "collapse_verdict",
-            f"{ev} (mean ± SD)",
-        ]
+        cols = ["model", "method", "seeds", "max_source_sd", "mean_source_sd", "sd_verdict", "rho", "rho_low",
+                "rho_high", "rho_verdict", "largest_weight", "collapse_verdict", f"{ev} mean", f"{ev} sd", "diff",
+                "diff_low", "diff_high", "diff_p"]  # fmt: skip
+        show = ["model", "method", "seeds", "max_source_sd", "sd_verdict", "Spearman(noise, p) [95% CI]",
+                "rho_verdict", "largest weight (mean ± SD)", "collapse_verdict", f"{ev} (mean ± SD)",
+                f"Δ {ev} vs {CONTROL} [95% CI]", "interval over"]  # fmt: skip
         note = (
             f"Targets: per-source SD across seeds ≤ {SD_TARGET}, Spearman(noise, p) ≤ {RHO_TARGET} (verdict on "
-            f"its 95 % interval over seeds), largest weight < {COLLAPSE}. Method options: config `methods:`."
+            f"its 95 % interval over seeds: a bootstrap over seeds, which stays inside [−1, 1]), largest weight < "
+            f"{COLLAPSE}. Control: `{CONTROL}` (the official settings); each variant's {ev} is paired with it by "
+            "seed and test item. Method options: config `methods:`."
         )
         write_table(out, "study", rows, cols, show, f"{experiment}: stability of the learned weights", note)
-        plot_stability(out / "study.png", experiment, rows, groups, sources)
+        plot_stability(out / "study.png", experiment, rows, groups, sources, card, ev)
         return out
     if reference is None:
         raise ConfigError(f"experiments.{experiment}.study: kind '{kind}' needs compare_with (an experiment name)")
     ref_name, ref_spec, ref_data = reference
     ref_card = read_json(Path(ref_data) / "card.json") or {}
     ref_groups = group(collect(ref_name, ref_spec, results, Path(ref_data), seeds)[0])
-    rows = comparison_rows(kind, groups, ref_groups, card, ref_card, ev)
-    purity_cols = sorted({k for r in rows for k in r if k.startswith("purity_")})
-    cols = [
-        "model",
-        "method",
-        "seeds",
-        f"{kind} mean",
-        f"{kind} sd",
-        "reference mean",
-        "reference sd",
-        "diff",
-        "diff_low",
-        "diff_high",
-        "rho",
-        "rho_reference",
-        *purity_cols,
-    ]
-    show = [
-        "model",
-        "method",
-        "seeds",
-        f"{kind} (mean ± SD)",
-        "reference (mean ± SD)",
-        f"Δ {kind} − reference [95% CI]",
-        "interval over",
-        f"Spearman(noise, p) {kind} / reference",
-    ] + (["purity (source / label)"] if purity_cols else [])
-    change = {
-        "online": "SFT sources drawn from p at every step (sft.sampling)",
-        "clusters": "sources = k-means clusters of the merged pool (data.clusters)",
-    }[kind]
-    note = (
-        f"Reference: `{ref_name}` (same pool, methods and seeds). Change: {change}. Δ is paired over seeds "
-        f"(over test items with one seed). {ev}: {'higher' if higher_is_better(groups, ev) else 'lower'} is better."
-    )
-    write_table(out, "study", rows, cols, show, f"{experiment} vs {ref_name}: {ev}", note)
-    plot_comparison(out / "study.png", experiment, kind, ref_name, rows, ev)
+    comparison_report(out, experiment, kind, groups, card, ev, results, (ref_name, ref_groups, ref_card))
     return out
 
 

@@ -2,7 +2,7 @@
 
     python -m scalebio summary --results results/default --config-json JSON
 
-Writes ``<results>/report/``: ``paper_vs_ours_{math,mtbench}.{csv,md}`` (``scalebio.report.paper``),
+Writes ``<results>/report/``: ``paper_vs_ours_{math,mtbench}.{csv,md}`` (``scalebio.report.paper_vs_ours``),
 ``runtime.{csv,md}`` (job time per stage and method, then per experiment × method) and ``verdicts.{csv,md}``
 (``scalebio.report.verdicts``: every paper claim on every experiment, from the experiments' ``claims.csv``).
 """
@@ -15,13 +15,8 @@ from pathlib import Path
 
 from scalebio.common.runtime import atomic_write_text, main_guard
 from scalebio.report.markdown import markdown_table
-from scalebio.report.paper import (
-    benchmark_jobs,
-    load_paper_numbers,
-    paper_table,
-    runtime_experiment_rows,
-    runtime_rows,
-)
+from scalebio.report.paper import benchmark_jobs, load_paper_numbers, runtime_experiment_rows, runtime_rows
+from scalebio.report.paper_vs_ours import write_paper_tables
 from scalebio.report.verdicts import verdict_rows, write_verdicts
 
 STAGE_NAMES = {"select": "selection", "finetune": "SFT", "eval": "evaluation"}
@@ -36,19 +31,6 @@ def _seconds(v) -> str:
     if v is None:
         return "—"
     return f"{v:.1f}" if isinstance(v, float) else str(v)
-
-
-def write_paper_tables(out: Path, results: Path, config: dict, numbers: dict) -> None:
-    for kind, title in (("math", "Math reasoning"), ("mtbench", "Instruction following (MT-Bench)")):
-        header, rows, notes = paper_table(kind, config["experiments"], results, numbers)
-        atomic_write_text(out / f"paper_vs_ours_{kind}.csv", _csv(header, rows))
-        text = (
-            f"# {title}: the paper's numbers and ours\n\n"
-            + markdown_table(header, rows)
-            + "\n"
-            + "\n".join(f"- {n}" for n in notes)
-        )
-        atomic_write_text(out / f"paper_vs_ours_{kind}.md", text + "\n")
 
 
 def write_runtime(out: Path, bench_dir: Path) -> None:

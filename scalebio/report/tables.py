@@ -8,7 +8,9 @@ Writes ``<results>/<experiment>/report/``:
                           seeds); ScaleBiO's movement, convergence and clipping per run; the data's ceilings
     downstream.{csv,md}   every evaluation: mean ± SD over seeds (base model once), the paired difference to
                           uniform with its 95 % interval, and the share of the uniform→oracle gap closed
-    cost.{csv,md}         wall time and tokens of each selection, mean ± SD
+    cost.{csv,md}         per method: the selection's wall time and tokens, this experiment's selection, SFT and
+                          evaluation CPU / wall seconds (benchmark files), CPU s per run beside the first
+                          evaluation with its interval (scalebio.report.cost; cost_quality.png: cost-figure)
     claims.{csv,md}       the paper's claims measured here, with intervals, p-values (raw and Holm), verdicts
                           (holds / does not hold / inconclusive / untested) and the smallest detectable Δ
     weights.png, trajectory.png, downstream.png
@@ -26,6 +28,7 @@ from scalebio.common.runtime import main_guard
 from scalebio.report.claims import claims, is_oracle
 from scalebio.report.collect import collect, read_json
 from scalebio.report.compare import base_difference, difference
+from scalebio.report.cost import cost_rows, write_cost
 from scalebio.report.figures import plot_downstream, plot_trajectories, plot_weights
 from scalebio.report.markdown import pm, write_table
 from scalebio.report.stats import UNTESTED, Estimate, mean_sd
@@ -60,17 +63,20 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
             o_mean = mean_sd([r.evals[ev].value for r in oracle if ev in r.evals])[0]
             entries = [("base", None)] + [(m, rs) for (mm, m), rs in groups.items() if mm == model]
             for method, rs in entries:
+                u_seed = {r.seed: r.evals[ev].value for r in uniform if ev in r.evals}
                 if rs is None:
                     e = base.get(model, {}).get(ev)
                     if e is None:
                         continue
                     values, summary, diff = [e.value], e.summary, base_difference(e, uniform, ev)
+                    seed_diffs = [e.value - u for u in u_seed.values()]  # the base model against each seed
                 else:
-                    got = [r.evals[ev] for r in rs if ev in r.evals]
+                    got = [r for r in rs if ev in r.evals]
                     if not got:
                         continue
-                    values, summary = [g.value for g in got], got[0].summary
+                    values, summary = [r.evals[ev].value for r in got], got[0].evals[ev].summary
                     diff = difference(rs, uniform, ev) if method != "uniform" else Estimate(None)
+                    seed_diffs = [r.evals[ev].value - u_seed[r.seed] for r in got if r.seed in u_seed]
                 m, sd = mean_sd(values)
                 gap = None if method == "uniform" or is_oracle(method) else gap_closed(m, u_mean, o_mean)
                 rows.append(
@@ -96,28 +102,11 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
                         "higher_is_better": summary.get("higher_is_better", True),
                         "grader/judge": summary.get("judge") or summary.get("grader"),
                         "comparable_to_paper": summary.get("comparable_to_paper", False),
+                        # for the figure (not written): the seeds' own values and paired differences
+                        "_seed_values": values,
+                        "_seed_diffs": seed_diffs if method != "uniform" else [],
                     }
                 )
-    return rows
-
-
-def cost_rows(groups: dict) -> list[dict]:
-    rows = []
-    for (model, method), rs in groups.items():
-        wm, wsd = mean_sd([r.wall_time_s for r in rs])
-        tm, tsd = mean_sd([float(r.selection["cost"]["tokens"]) for r in rs])
-        rows.append(
-            {
-                "model": model,
-                "method": method,
-                "seeds": len(rs),
-                "wall_time_s": wm,
-                "wall_time_s_sd": wsd,
-                "tokens": tm,
-                "wall time s (mean ± SD)": pm(wm, wsd, 1),
-                "tokens (mean)": f"{tm:,.0f}" if tm is not None else "—",
-            }
-        )
     return rows
 
 
@@ -136,8 +125,10 @@ def experiment_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser
 
 
 def experiment_report(
-    experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int] | None = None
+    experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int] | None = None, twins=None
 ) -> Path:
+    """``twins``: "model/method" -> {seed: the experiment whose selection this run copies} (the cost table charges
+    that experiment's selection job)."""
     out = results / experiment / "report"
     out.mkdir(parents=True, exist_ok=True)
     card = read_json(data_dir / "card.json") or {}
@@ -148,7 +139,7 @@ def experiment_report(
     evals = list(spec.get("evals", []))
 
     budget = spec.get("budget") or next((r.selection.get("budget") for r in runs), 0) or 0
-    w_rows = write_weights(out, experiment, groups, sources, card, data_ceilings(data_dir, card, sources, budget))
+    write_weights(out, experiment, groups, sources, card, data_ceilings(data_dir, card, sources, budget))
     d_rows = downstream_rows(groups, base, evals)
     write_table(
         out, "downstream", d_rows,
@@ -164,13 +155,7 @@ def experiment_report(
         "`oracle*` rows are reference points. test_loss: lower is better. Offline log-prob judge scores, where "
         "present, are not GPT-4 MT-Bench scores.",
     )  # fmt: skip
-    c_rows = cost_rows(groups)
-    write_table(
-        out, "cost", c_rows,
-        ["model", "method", "seeds", "wall_time_s", "wall_time_s_sd", "tokens"],
-        ["model", "method", "seeds", "wall time s (mean ± SD)", "tokens (mean)"],
-        f"{experiment}: cost of producing each selection",
-    )  # fmt: skip
+    write_cost(out, experiment, cost_rows(experiment, groups, base, evals[0] if evals else None, results, twins or {}))
     cl_rows = claims(card, groups, base, evals, sources)
     write_table(
         out, "claims", cl_rows,
@@ -188,8 +173,8 @@ def experiment_report(
         "verdict at 5 %. Smallest detectable Δ = (z₀.₉₇₅ + z₀.₈₀)·SE = 2.80·SE: the true difference this "
         "comparison finds with 80 % power; a smaller real effect may read inconclusive.",
     )  # fmt: skip
-    plot_weights(out / "weights.png", experiment, w_rows, sources)
-    plot_trajectories(out / "trajectory.png", experiment, groups, sources)
+    plot_weights(out / "weights.png", experiment, groups, sources, card)
+    plot_trajectories(out / "trajectory.png", experiment, groups, sources, card)
     plot_downstream(out / "downstream.png", experiment, d_rows)
     return out
 
@@ -200,9 +185,10 @@ def main(argv=None) -> None:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )
     ap.add_argument("--seeds", default=None, help="comma-separated seeds of the runs (default: the spec's or 0)")
+    ap.add_argument("--twins", default="{}", help='JSON {"model/method": {seed: twin experiment}} (copied selections)')
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
-    experiment_report(a.experiment, json.loads(a.spec), Path(a.results), Path(a.data), seeds)
+    experiment_report(a.experiment, json.loads(a.spec), Path(a.results), Path(a.data), seeds, json.loads(a.twins))
 
 
 if __name__ == "__main__":

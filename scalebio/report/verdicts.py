@@ -26,10 +26,10 @@ import argparse
 import csv
 from pathlib import Path
 
-from scalebio.common.configcheck import seeds_of, selection_twin
+from scalebio.common.configcheck import selection_twins
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_text, main_guard
 from scalebio.report.markdown import write_table
-from scalebio.report.paper import METHOD_NAMES, JobTime, run_cpu_s
+from scalebio.report.paper import METHOD_NAMES, UNITS, JobTime, paper_effects, run_cpu_s
 
 COMPARATORS = ("uniform", "less", "rho_loss", "reference")
 """The paper's baselines ScaleBiO is compared with (``reference`` is RHO-LOSS's alias)."""
@@ -45,41 +45,22 @@ MD_COLUMNS = {"claim": "claim", "experiment": "experiment", "model": "model",
               "cost_comparator_cpu_s": "comparator CPU s (select + SFT + eval)"}  # fmt: skip
 
 
-def _decimals(*values: float) -> int:
-    return max(len(repr(float(v)).split(".")[1].rstrip("0")) or 1 for v in values)
-
-
-def _diff_text(a: float, b: float) -> str:
-    return f"{a - b:+.{_decimals(a, b)}f}"
-
-
 def paper_effect(numbers: dict, table: str | None, comparator: str) -> tuple[str, int]:
     """(text, sign) of the paper's ScaleBiO − comparator for the paper table an experiment stands beside; sign 0
-    when no source gives one or the paper's models disagree in sign. Computed from ``paper_numbers.yaml`` only."""
-    if table not in ("mtbench", "math") or not comparator:
+    when no source gives one or the paper's models disagree in sign (``paper.paper_effects``, the YAML only)."""
+    effects = paper_effects(numbers, table, comparator)
+    if not effects:
         return "—", 0
-    rows = numbers[table]["rows"]
-    target = "rho_loss" if comparator == "reference" else comparator
-    keys = ("value",) if table == "mtbench" else ("gsm8k", "math")
-    parts, signs, sources = [], set(), set()
-    for model in dict.fromkeys(r["model"] for r in rows):
-        sb = next((r for r in rows if r["model"] == model and r["method"] == "scalebio"), None)
-        other = next((r for r in rows if r["model"] == model and r["method"] == target), None)
-        if sb is None or other is None:
-            continue
-        diffs = [(k, sb[k], other[k]) for k in keys if k in sb and k in other]
-        if not diffs:
-            continue
-        sources |= {sb["source"], other["source"]}
-        signs |= {(a > b) - (a < b) for _, a, b in diffs}
+    parts = []
+    for model in dict.fromkeys(e["model"] for e in effects):
+        mine = [e for e in effects if e["model"] == model]
         if table == "mtbench":
-            parts.append(f"{_diff_text(diffs[0][1], diffs[0][2])} ({model})")
+            parts.append(f"{mine[0]['text']} ({model})")
         else:
-            parts.append(" / ".join(f"{k.upper()} {_diff_text(a, b)}" for k, a, b in diffs) + f" ({model})")
-    if not parts:
-        return "—", 0
-    units = "MT-Bench points" if table == "mtbench" else "accuracy points"
-    text = ", ".join(parts) + f" {units} " + " ".join(f"[{s}]" for s in sorted(sources))
+            parts.append(" / ".join(f"{e['key'].upper()} {e['text']}" for e in mine) + f" ({model})")
+    sources = sorted({s for e in effects for s in e["source"].split()})
+    signs = {e["sign"] for e in effects}
+    text = ", ".join(parts) + f" {UNITS[table]} " + " ".join(sources)
     return text, signs.pop() if len(signs) == 1 else 0
 
 
@@ -109,15 +90,6 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _twins(config: dict, exp: str, model: str, method: str) -> dict[int, str]:
-    """seed -> the experiment whose selection this run copies (none: computed here)."""
-    out = {}
-    for seed in seeds_of(config, exp):
-        if twin := selection_twin(config, exp, model, method, seed):
-            out[seed] = twin
-    return out
-
-
 def _cost(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"
 
@@ -134,7 +106,7 @@ def experiment_rows(exp: str, spec: dict, claims: list[dict], numbers: dict, job
         value, low, high = _float(c["value"]), _float(c["low"]), _float(c["high"])
         metric = c.get("metric") or ""
         flipped = " (lower is better: sign flipped)" if "sign flipped" in c["measure"] else ""
-        twins = {m: _twins(config, exp, model, m) for m in ("scalebio", comparator) if m}
+        twins = {m: selection_twins(config, exp, model, m) for m in ("scalebio", comparator) if m}
         rows.append(
             {
                 "claim": c["claim"],

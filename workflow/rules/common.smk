@@ -234,6 +234,27 @@ def report_inputs(experiment):
     return out
 
 
+def report_twins(experiment):
+    """JSON {"model/method": {seed: twin experiment}} of the runs whose selection is copied (the cost table charges
+    the twin's selection job; configcheck.selection_twins)."""
+    e = experiments()[experiment]
+    twins = {
+        f"{m}/{meth}": t
+        for m in e["models"]
+        for meth in e["methods"]
+        if (t := configcheck.selection_twins(config, experiment, m, meth))
+    }
+    return json.dumps(twins)
+
+
+def real_model(experiment):
+    """Whether the experiment runs a model other than the embedded tiny one: it gets a quality-vs-cost figure."""
+    return any(
+        model_spec(m).get("asset") != "tiny"
+        for m in experiments()[experiment]["models"]
+    )
+
+
 def study_of(experiment):
     """``experiments.<e>.study`` ({} if none): beyond the paper, written to report/study.*."""
     return experiments()[experiment].get("study") or {}
@@ -273,6 +294,8 @@ def all_targets():
         out.append(f"{RESULTS}/{exp}/report/claims.csv")
         if study_of(exp):
             out.append(f"{RESULTS}/{exp}/report/study.csv")
+        if real_model(exp):
+            out.append(f"{RESULTS}/{exp}/report/cost_quality.png")
     if TUNING:  # the tuning protocol's choices instead of the paper-facing summary
         out.append(f"{RESULTS}/report/chosen.yaml")
     else:

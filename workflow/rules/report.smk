@@ -58,11 +58,35 @@ rule report_tables:
     params:
         spec=lambda w: json.dumps(experiments()[w.experiment]),
         seeds=lambda w: ",".join(map(str, seeds_of(w.experiment))),
+        twins=lambda w: report_twins(w.experiment),
         # <results>/<experiment>/report/claims.csv -> <results>
         results=lambda w, output: str(Path(output.claims).parents[2]),
     shell:
         "python -m scalebio report --experiment {wildcards.experiment} --spec {params.spec:q} "
-        "--results {params.results} --data {input.data} --seeds {params.seeds} > {log} 2>&1"
+        "--results {params.results} --data {input.data} --seeds {params.seeds} --twins {params.twins:q} "
+        "> {log} 2>&1"
+
+
+# Quality against cost, for the experiments on a real model (all_targets asks for it), drawn from cost.csv alone.
+rule report_cost_quality:
+    input:
+        cost=f"{RESULTS}/{{experiment}}/report/cost.csv",
+    output:
+        report(
+            f"{RESULTS}/{{experiment}}/report/cost_quality.png",
+            caption="../report/cost.rst",
+            category="{experiment}",
+            subcategory="cost",
+        ),
+    log:
+        f"{LOGS}/report/{{experiment}}.cost_quality.log",
+    localrule: True
+    conda:
+        "../envs/suite.yaml"
+    params:
+        results=lambda w, input: str(Path(input.cost).parents[2]),
+    shell:
+        "python -m scalebio cost-figure --results {params.results} --experiment {wildcards.experiment} > {log} 2>&1"
 
 
 rule report_study:
