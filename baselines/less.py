@@ -44,6 +44,7 @@ from scalebio.common.modeling import (
 )
 from scalebio.common.runtime import ConfigError
 from scalebio.common.selection import MethodInputs
+from scalebio.common.streams import seeded_generator
 from scalebio.common.training import SFTConfig
 
 
@@ -122,7 +123,7 @@ class Projector:
         if self.cache is not None and b < len(self.cache):
             return self.cache[b]
         rows = min(self.block, self.dim - b * self.block)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + b)
+        gen = seeded_generator(self.seed, b)
         if self.kind == "rademacher":
             m = torch.randint(0, 2, (rows, self.k), generator=gen).float().mul_(2).sub_(1)
         else:

@@ -30,6 +30,7 @@ from scalebio import distributed
 from scalebio.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
 from scalebio.common.config import as_dict
 from scalebio.common.data import collate, load_sources, load_split, read_jsonl
+from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import check_tokenizer_matches, load_model, load_tokenizer
 from scalebio.common.runtime import (
     ConfigError,
@@ -40,7 +41,6 @@ from scalebio.common.runtime import (
     seed_everything,
     setup_logging,
 )
-from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
 from scalebio.objectives import Objectives, ObjectivesConfig, group_by_target
 from scalebio.sampling import CycleSampler, IIDSampler

@@ -93,8 +93,8 @@ def _child(args, mode: str, queue) -> None:
     import psutil
     import torch
 
+    from scalebio.common.lisa import LISA, LisaConfig
     from scalebio.common.modeling import pooled_token_loss
-    from scalebio.lisa import LISA, LisaConfig
     from scalebio.minimax import Minimax
     from scalebio.trainer import ScaleBiOConfig
     from scalebio.weights import SourceWeights

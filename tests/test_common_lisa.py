@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from scalebio.common.data import collate, list_sources, load_sources
+from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import decoder_layers, load_model, load_tokenizer
 from scalebio.common.runtime import AssetError, ConfigError
-from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax
 from scalebio.trainer import ScaleBiOConfig, ScaleBiORecipe
 from scalebio.weights import SourceWeights
