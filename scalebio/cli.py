@@ -52,7 +52,7 @@ class RunFile:
 COMMANDS = {
     "select": ("scalebio.common.registry", "run any registered method (ScaleBiO or a baseline) -> selection.json"),
     "check-config": (
-        "scalebio.common.configcheck",
+        "scalebio.pipeline.configcheck",
         "check a workflow config file (what `snakemake -n` checks), one line each",
     ),
     "sft-set": ("scalebio.sft.mixture", "build the SFT set from a selection -> train.jsonl + manifest.json"),
@@ -70,12 +70,12 @@ COMMANDS = {
     "cost-figure": ("scalebio.report.cost", "quality against CPU seconds of one experiment, from its cost.csv"),
     "summary": ("scalebio.report.summary", "paper-vs-ours tables, verdicts and the run's time per stage"),
     "verdicts": ("scalebio.report.verdicts", "rewrite a README's verdicts block from <results>/report/verdicts.csv"),
-    "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
+    "docs": ("scalebio.tools.docs", "the option reference of config/README.md"),
     "check-reference": (
         "scalebio.pipeline.reference",
         "compare a fresh run's tables with the committed reference, within a stated tolerance",
     ),
-    "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
+    "benchmark": ("scalebio.tools.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
 }
 __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in COMMANDS.items()) + "\n"
 

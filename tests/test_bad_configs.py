@@ -1,5 +1,5 @@
 """Config mistakes: each is one line from `python -m scalebio check-config`, and `snakemake -n` stops with the same
-message (both run scalebio.common.configcheck.workflow_config). tests/README.md lists every case.
+message (both run scalebio.pipeline.configcheck.workflow_config). tests/README.md lists every case.
 
 A case changes one experiment ``{e}`` of a small valid config (or a top-level key), so many cases fit in one config:
 the agreement test runs `snakemake -n` once per group (schema, checks, the YAML file itself), not once per case.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalebio.common.configcheck import main as check_config_main
+from scalebio.pipeline.configcheck import main as check_config_main
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -165,6 +165,18 @@ CASES = [
         "eval.testloss: limit >= 0, batch_size >= 1 and max_length >= 8 are required",
     ),
     ("unknown evaluation", "check", _set("evals", ["vibes"]), "evaluation 'vibes' is not registered"),
+    (
+        "a log-prob judge that is not a model of the config (stopped only the DAG before)",
+        "check",
+        _both(_set("evals", ["mtbench"]), _set("eval", {"mtbench": {"judge_model": "no_such_judge"}})),
+        "eval.mtbench.judge_model 'no_such_judge' is not a key of models:",
+    ),
+    (
+        "an official: data entry without an official: section (stopped only the DAG before)",
+        "check",
+        _set("data", {"sources": {"a": "official:data/a.jsonl"}, "validation": "official:data/v.jsonl"}),
+        "data uses 'official:data/a.jsonl' but the config has no official: section",
+    ),
     (
         "reserved source name",
         "check",

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalebio.common.configcheck import check, schema_errors
-from scalebio.common.configcheck import main as check_config_main
 from scalebio.common.data import load_sources, read_jsonl
 from scalebio.common.runtime import AssetError, DataError, atomic_dir
+from scalebio.pipeline.configcheck import check, schema_errors
+from scalebio.pipeline.configcheck import main as check_config_main
 
 ROOT = Path(__file__).resolve().parents[1]
 

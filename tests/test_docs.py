@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_config_readme_option_reference_is_generated_from_the_code():
     r = subprocess.run(
-        [sys.executable, "-m", "scalebio.report.docs", "--check"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "scalebio.tools.docs", "--check"], cwd=ROOT, capture_output=True, text=True
     )
     assert r.returncode == 0, r.stderr
 

@@ -1,4 +1,4 @@
-"""Launch by resources: the one launch decision (scalebio/common/launch.py), its errors, and the ci DAG on
+"""Launch by resources: the one launch decision (scalebio/pipeline/launch.py), its errors, and the ci DAG on
 2 gloo processes giving what one process gives (ScaleBiO weights, ZeRO SFT loss curve, math answers)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalebio.common.launch import MULTI_PROCESS, plan
 from scalebio.common.runtime import ConfigError
+from scalebio.pipeline.launch import MULTI_PROCESS, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

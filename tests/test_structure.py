@@ -53,6 +53,82 @@ def test_baselines_and_eval_use_only_the_shared_layer(package, other):
                 )
 
 
+# ---- the layers of scalebio/ (scalebio/README.md, "Layers"): a package may import its own modules and any lower layer
+LAYERS = [
+    ["common"],  # the ground floor: imports nothing else of the project
+    ["algorithm", "sft", "assets"],  # siblings: none imports another
+    ["pipeline"],  # the workflow's Python half: config resolution, checks, launch planning, tuning expansion
+    ["report"],  # the report stages
+    ["tools"],  # docs, benchmark, the studies run outside the DAG
+    ["cli"],  # python -m scalebio: every command
+]
+LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def _part(module: str) -> str | None:
+    """The part of scalebio a module belongs to: its sub-package, ``algorithm`` for the modules at the top of the
+    package (ScaleBiO itself), ``cli`` for the command line, ``common`` for the package's own ``__init__`` (it only
+    applies the hub policy through ``common.runtime``)."""
+    parts = module.split(".")
+    if parts[0] != "scalebio":
+        return None
+    if len(parts) == 1:
+        return "common"
+    if parts[1] in ("cli", "__main__"):
+        return "cli"
+    if (ROOT / "scalebio" / parts[1]).is_dir():
+        return parts[1]
+    return "algorithm"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Modules a file imports; ``from pkg import name`` counts as ``pkg.name`` when that is a module."""
+    out = set()
+    for name in _imports(path):
+        parts = name.split(".")
+        while parts and not ((ROOT.joinpath(*parts).with_suffix(".py")).exists() or ROOT.joinpath(*parts).is_dir()):
+            parts.pop()
+        if parts:
+            out.add(".".join(parts))
+    return out
+
+
+def test_every_scalebio_package_has_a_layer():
+    packages = {p.name for p in (ROOT / "scalebio").iterdir() if (p / "__init__.py").exists()}
+    assert packages <= set(LAYER_OF), f"packages without a layer in LAYERS: {sorted(packages - set(LAYER_OF))}"
+
+
+def test_imports_go_down_the_layers_only():
+    """No arrow from a lower layer to a higher one, and none between siblings of one layer (the algorithm, sft and
+    assets do not import each other); the same order as scalebio/README.md's "Layers"."""
+    problems = []
+    for path in _files("scalebio"):
+        me = _part(_module_name(path))
+        for target in _imported_modules(path):
+            other = _part(target)
+            if other is None or other == me:
+                continue
+            if LAYER_OF[other] >= LAYER_OF[me]:
+                problems.append(f"{path.relative_to(ROOT)} ({me}, layer {LAYER_OF[me]}) imports {target} ({other}, "
+                                f"layer {LAYER_OF[other]})")  # fmt: skip
+    assert not problems, "\n".join(problems)
+
+
+def test_the_readme_states_the_same_layers():
+    text = (ROOT / "scalebio" / "README.md").read_text()
+    section = text.split("### Layers", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines() if re.match(r"^\s*\d+\. ", ln)]
+    assert len(lines) == len(LAYERS), lines
+    for line, names in zip(lines, LAYERS):
+        for name in names:
+            assert f"`{name}" in line, f"scalebio/README.md, Layers: {line!r} does not name {name}"
+
+
 def _tracked_text_files() -> list[Path]:
     out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     out += subprocess.run(

@@ -10,7 +10,7 @@ import yaml
 from test_workflow import BIN, ROOT, run
 
 from scalebio.assets import embedded
-from scalebio.common.configcheck import method_options
+from scalebio.pipeline.resolve import method_options
 from scalebio.pipeline.tune import expand
 
 SMALL = {

@@ -313,9 +313,9 @@ def test_seeds_are_a_wildcard_and_the_report_aggregates_them(tmp_path):
 
 
 def test_selection_twins_are_found_only_where_the_selection_is_the_same_by_construction():
-    """configcheck.selection_twin on the default config: the online study's ScaleBiO runs and the stability study's
+    """resolve.selection_twin on the default config: the online study's ScaleBiO runs and the stability study's
     first three seeds are denoise's; other seeds, other options, other data (clusters) and other pools are not."""
-    from scalebio.common.configcheck import selection_twin
+    from scalebio.pipeline.resolve import selection_twin
 
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     twin = functools.partial(selection_twin, cfg, model="tiny")

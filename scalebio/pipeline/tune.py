@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebio.common.config import load_config_file
-from scalebio.common.configcheck import method_module_name, method_options
 from scalebio.common.registry import registered
 from scalebio.common.runtime import ConfigError
+from scalebio.pipeline.resolve import method_module_name, method_options
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository: a relative ``tune.base`` is read from the working directory, else from here."""

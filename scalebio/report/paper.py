@@ -195,7 +195,7 @@ def runtime_experiment_rows(jobs: list[JobTime]) -> list[dict]:
 def run_cpu_s(jobs: list[JobTime], experiment: str, model: str, method: str, select_from: dict | None = None):
     """End-to-end CPU seconds of one method in one experiment: selection + SFT + every evaluation of a run, mean
     over seeds (None without any). ``select_from``: seed -> the experiment whose selection this one copies (a
-    twin, ``configcheck.selection_twin``): that experiment's selection job did the work, the copy is not counted."""
+    twin, ``scalebio.pipeline.resolve.selection_twin``): that experiment's selection job did the work, the copy is not counted."""
     select_from = select_from or {}
     per_seed: dict[int, float] = {}
     for j in jobs:

@@ -22,8 +22,8 @@ import io
 import math
 from pathlib import Path
 
-from scalebio.common.configcheck import seeds_of
 from scalebio.common.runtime import atomic_write_text
+from scalebio.pipeline.resolve import seeds_of
 from scalebio.report.collect import read_json
 from scalebio.report.markdown import markdown_table, pm
 from scalebio.report.paper import KEYS, METHOD_NAMES, ORDER, UNITS, paper_effects

@@ -26,8 +26,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from scalebio.common.configcheck import selection_twins
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_text, main_guard
+from scalebio.pipeline.resolve import selection_twins
 from scalebio.report.markdown import write_table
 from scalebio.report.paper import METHOD_NAMES, UNITS, JobTime, paper_effects, run_cpu_s
 

@@ -1,7 +1,7 @@
 """Stable weights, measured: the official read-out (last p) against averaged read-outs (``stabilize``, METHOD.md §18).
 
-    python -m scalebio.report.stability_study --out results/lisa_study                 # seeds 0-4, both lr_θ
-    python -m scalebio.report.stability_study --out results/lisa_study --setting default --seeds 0-4
+    python -m scalebio.tools.stability_study --out results/lisa_study                 # seeds 0-4, both lr_θ
+    python -m scalebio.tools.stability_study --out results/lisa_study --setting default --seeds 0-4
 
 The runs are those of ``lisa_study`` (same problems, same run folders, reused when present): variant ``full`` at
 the default lr_θ 1e-2 and ``full/lr_theta-1e-1`` at 10×, and the same two with θ's decoupled weight decay at 1
@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from scalebio.common.runtime import main_guard
-from scalebio.report import lisa_study
+from scalebio.tools import lisa_study
 from scalebio.weights import average_trajectory
 
 VARIANTS = {
@@ -80,7 +80,7 @@ def table(results: dict[tuple[str, str], dict], n_seeds: int) -> str:
 
 @main_guard
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.report.stability_study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio.tools.stability_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/lisa_study", help="study folder, shared with lisa_study")
     ap.add_argument("--setting", default="miniature", choices=list(lisa_study.SETTINGS), help="the problem")
     ap.add_argument("--seeds", default="0-4", help="'0-4' or '0,3,7'")

@@ -1,7 +1,7 @@
 """LISA on short responses, measured: the per-seed table of ``scalebio/README.md`` ("LISA and short responses").
 
-    python -m scalebio.report.lisa_study --out results/lisa_study                    # every variant, seeds 0-5
-    python -m scalebio.report.lisa_study --out results/lisa_study --variants full,lisa --seeds 0-7 --jobs 2
+    python -m scalebio.tools.lisa_study --out results/lisa_study                    # every variant, seeds 0-5
+    python -m scalebio.tools.lisa_study --out results/lisa_study --variants full,lisa --seeds 0-7 --jobs 2
 
 Problem: the denoising miniature with 1-3-token responses (``denoise`` builder with ``response: bare,
 max_answer_chars: 3``; 5 sources x 500 examples at 0/25/50/75/100 % corrupted responses, 64 clean validation
@@ -157,7 +157,7 @@ def table(results: dict[tuple[str, int], dict], variants: list[str], seeds: list
 
 @main_guard
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.report.lisa_study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio.tools.lisa_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/lisa_study", help="study folder (<setting>/{data,runs,table.md}, tiny)")
     ap.add_argument("--setting", default="miniature", choices=list(SETTINGS), help="the problem (SETTINGS)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}")

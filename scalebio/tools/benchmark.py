@@ -1,8 +1,8 @@
 """Cost of one ScaleBiO step next to one plain SFT step on the same tokens: time and peak memory.
 
-    python -m scalebio.report.benchmark --model tiny                       # CPU, seconds
-    python -m scalebio.report.benchmark --model smollm2 --seq-len 256 --batch 4
-    python -m scalebio.report.benchmark --device cuda --model llama3-8b-shape --dtype bfloat16   # GPU, ~8B params
+    python -m scalebio.tools.benchmark --model tiny                       # CPU, seconds
+    python -m scalebio.tools.benchmark --model smollm2 --seq-len 256 --batch 4
+    python -m scalebio.tools.benchmark --device cuda --model llama3-8b-shape --dtype bfloat16   # GPU, ~8B params
 
 Modes: (a) ``sft``: forward/backward + AdamW on all parameters; (b) ``scalebio``: one full
 minimax step (u, w, θ: three forward/backward passes per example, two model copies); (c)
@@ -197,7 +197,7 @@ def ratios(rows: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.report.benchmark", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio.tools.benchmark", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=sorted(SHAPES), default="tiny", help="model shape (random init)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16"], help="default: bf16 on CUDA, fp32 on CPU")
