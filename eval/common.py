@@ -96,12 +96,12 @@ def run_cli(
     out = Path(args.out)
     summary_path = out / "summary.json"
     if not is_main():  # other ranks only help generate; rank 0 owns the folder
-        run(args.model, out, args.data, opts, setup_logging(None, name=f"eval.{evaluation}"))
+        run(args.model, out, args.data, opts, setup_logging(None, name=run.__module__))
         leave_process_group()
         return {}
     out.mkdir(parents=True, exist_ok=True)
     summary_path.unlink(missing_ok=True)  # a failed re-run must not leave the old summary looking current
-    log = setup_logging(out, name=f"eval.{evaluation}")
+    log = setup_logging(out, name=run.__module__)  # the evaluation module's __name__
     config = {"evaluation": evaluation, "model": args.model, "data": args.data, "options": as_dict(opts)}
     atomic_write_json(out / "config.json", config)
     log.info("eval.%s: model=%s data=%s options=%s", evaluation, args.model, args.data, json.dumps(as_dict(opts)))

@@ -124,7 +124,7 @@ def reweight_main(argv) -> None:
     from scalebio.common.runtime import is_main
     from scalebio.common.selection import MethodInputs
     from scalebio.distributed import shutdown
-    from scalebio.method import config_from_inputs, select
+    from scalebio.method import Options, select, with_run_seed
 
     ap = argparse.ArgumentParser(
         prog="python -m scalebio",
@@ -146,12 +146,12 @@ def reweight_main(argv) -> None:
     a = ap.parse_args(argv)
     run = load_run_config(a.config, a.overrides)
     inputs = MethodInputs(run.data, run.model, run.out, run.budget, run.seed, dict(run.options))
-    cfg = config_from_inputs(inputs, prefix="options.")
+    cfg = with_run_seed(from_dict(Options, inputs.options, prefix="options."), inputs)  # the one parse
     if a.dry_run:
         print(json.dumps({"data": run.data, "model": run.model, "out": run.out, "options": as_dict(cfg)}, indent=2))
         return
     inputs.sources  # noqa: B018  (fails early, naming the folder, if it has no sources)
-    path = select(inputs, prefix="options.")
+    path = select(inputs, cfg)
     if is_main():
         print(path)
     shutdown()  # leave the process group cleanly under torchrun / accelerate launch

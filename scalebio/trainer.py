@@ -46,7 +46,7 @@ from scalebio.objectives import Objectives, ObjectivesConfig, group_by_target
 from scalebio.sampling import CycleSampler, IIDSampler
 from scalebio.weights import SourceWeights, WeightAverage, movement_summary
 
-log = logging.getLogger("scalebio")
+log = logging.getLogger(__name__)
 OFFICIAL_LR_THETA = 1e-2  # run_scalebio.sh --lambda_lr (METHOD.md §9)
 
 

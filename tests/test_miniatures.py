@@ -11,6 +11,7 @@ import pytest
 
 from scalebio.assets.embedded import build
 from scalebio.common.data import read_jsonl
+from scalebio.common.registry import run_method
 from scalebio.common.runtime import ConfigError, DataError
 from scalebio.common.selection import MethodInputs, read_selection
 
@@ -118,20 +119,18 @@ def _pool(root, card):
 
 
 def test_oracle_spends_the_budget_on_the_card_targets(tmp_path):
-    from baselines import oracle
 
     data = _pool(tmp_path / "d", {"targets": ["clean"]})
-    sel = read_selection(oracle.select(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5)))
+    sel = read_selection(run_method(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5), "oracle"))
     assert sel["method"] == "oracle" and sel["weights"] == {"chat": 0.0, "clean": 1.0, "noisy": 0.0}
 
 
 @pytest.mark.parametrize("card", [None, {"targets": []}, {"targets": ["missing"]}])
 def test_oracle_is_undefined_without_known_targets(tmp_path, card):
-    from baselines import oracle
 
     data = _pool(tmp_path / "d", card)
     with pytest.raises(ConfigError, match="card.json"):
-        oracle.select(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5))
+        run_method(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5), "oracle")
     assert not (tmp_path / "run" / "selection.json").exists()
 
 

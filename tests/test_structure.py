@@ -129,6 +129,61 @@ def test_the_readme_states_the_same_layers():
             assert f"`{name}" in line, f"scalebio/README.md, Layers: {line!r} does not name {name}"
 
 
+# ---- method names live in their modules: everything else reads MethodInfo (scalebio.common.registry)
+METHOD_MODULES = {str(p.relative_to(ROOT)) for p in (ROOT / "scalebio").glob("*.py")} - {
+    "scalebio/__init__.py", "scalebio/__main__.py", "scalebio/cli.py"
+} | {str(p.relative_to(ROOT)) for p in (ROOT / "baselines").glob("*.py")}  # fmt: skip
+"""Where a method may name itself: its own modules (ScaleBiO: the algorithm at the top of scalebio/, its method
+module included; the baselines, with their shared plumbing and CLI alias)."""
+ALGORITHM_TOOLS = {"scalebio/tools/benchmark.py", "scalebio/tools/lisa_study.py", "scalebio/tools/stability_study.py"}
+"""ScaleBiO's own studies and benchmark: they run its trainer directly, never through the registry, and name their
+modes ("scalebio", "scalebio_lisa") after it; part of the method's tooling, not a consumer of the registry."""
+NOT_A_METHOD = {
+    ("scalebio/pipeline/reference.py", "reference"): "the committed reference results folder, not RHO-LOSS's alias",
+    ("scalebio/report/tune.py", "reference"): "the tuning table's word for a run kept unchanged beside the grid",
+    ("scalebio/common/runtime.py", "scalebio"): "the package's logger, which every module logger propagates to",
+    ("eval/judge_trust.py", "reference"): "MT-Bench's reference answer, one of the judged candidates",
+}
+"""String literals that spell a method's name but mean something else, each with the reason."""
+
+
+def _method_names() -> set[str]:
+    import tomllib
+
+    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["scalebio.methods"])
+
+
+def test_no_method_name_outside_its_module_the_registry_the_configs_and_the_docs():
+    """A stage that treats a method specially reads its MethodInfo; a name written in code elsewhere (a launch table, a
+    list of baselines, a paper-table order) would silently leave out the next method. Checked: every string constant
+    of the Python code in scalebio/ and eval/ and every quoted string of the workflow's rules."""
+    names = _method_names()
+    problems = []
+    for path in _files("scalebio") + _files("eval"):
+        rel = str(path.relative_to(ROOT))
+        if rel in METHOD_MODULES | ALGORITHM_TOOLS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names and (rel, node.value) not in NOT_A_METHOD:
+                problems.append(f"{rel}:{node.lineno}: {node.value!r}")
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow").rglob("*.smk"))]:
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            for name in re.findall(r"[\"']([\w-]+)[\"']", line.split("#")[0]):
+                if name in names:
+                    problems.append(f"{path.relative_to(ROOT)}:{i}: {name!r}")
+    assert not problems, "method names outside their modules:\n" + "\n".join(problems)
+
+
+def test_every_registered_method_declares_what_it_is():
+    from scalebio.common.registry import method_info, registered
+
+    for name in _method_names():
+        info = method_info(name)
+        assert info.name in registered() and registered()[info.name] == registered()[name], name
+        assert info.role in ("method", "baseline", "reference_point") and info.display, name
+    assert [n for n in _method_names() if method_info(n).role == "method"] == ["scalebio"]
+
+
 def _tracked_text_files() -> list[Path]:
     out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     out += subprocess.run(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scalebio.common.runtime import DataError, json_object
 
-log = logging.getLogger("scalebio")
+log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 """Label of tokens that carry no loss (prompt, padding): PyTorch's and Hugging Face's convention."""
 

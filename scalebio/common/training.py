@@ -16,7 +16,7 @@ from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import DTYPES, pooled_token_loss
 from scalebio.common.runtime import ConfigError, world_size
 
-log = logging.getLogger("scalebio")
+log = logging.getLogger(__name__)
 SAMPLING = ("static", "online", "trajectory")
 """Values of ``SFTConfig.sampling``."""
 

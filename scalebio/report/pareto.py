@@ -33,7 +33,7 @@ from pathlib import Path
 
 from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError
-from scalebio.report import style
+from scalebio.report import methods, style
 from scalebio.report.collect import Evaluation
 from scalebio.report.compare import difference
 from scalebio.report.markdown import markdown_table, pm, write_table
@@ -202,10 +202,11 @@ def plot_pareto(path: Path, experiment: str, rows: list[dict], views: dict, targ
     ax.set_xlabel(f"{ev} on {a} (lower is better)")
     ax.set_ylabel(f"{ev} on {b} (lower is better)")
     ax.set_title("the two targets' trade-off (means; dots: seeds)")
-    uniform = views.get((rows[0]["model"], "uniform"), []) if rows else []
+    control = methods.anchor([m for _, m in views], "control")  # uniform: what the differences are against
+    uniform = views.get((rows[0]["model"], control), []) if rows else []
     entries = []
     for r in rows:
-        if r["method"] == "uniform" or not uniform:
+        if r["method"] == control or not uniform:
             continue
         for t in targets:
             d = difference(views[(r["model"], r["method"])], uniform, f"{ev}:{t}")

@@ -60,7 +60,7 @@ from scalebio.common.training import SFTConfig, train_sft
 from scalebio.sft.mixture import MANIFEST_FILE
 from scalebio.sft.online import online_training_set
 
-log = logging.getLogger("scalebio.finetune")
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "sft_config.json"
 LOG_FILE = "train_log.jsonl"
@@ -192,7 +192,7 @@ def finetune(
         run["selection_sha256"] = file_sha256(selection)  # what an online run samples by
     ident = {**run, "run_hash": config_hash({**run, "train": None})}
     resume = _prepare_work_dir(work, ident)
-    logger = setup_logging(work if is_main() else None, name="scalebio")  # log.txt, copied into the model
+    logger = setup_logging(work if is_main() else None, name=__name__)  # log.txt, copied into the model
     logger.info("SFT %s -> %s (%s)", train, out, "resuming from the last checkpoint" if resume else "fresh run")
 
     seed_everything(seed)

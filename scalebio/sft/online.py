@@ -30,7 +30,7 @@ from scalebio.common.runtime import DataError, file_sha256
 from scalebio.common.selection import read_selection
 from scalebio.common.streams import seeded_generator
 
-log = logging.getLogger("scalebio.sft.online")
+log = logging.getLogger(__name__)
 
 TRAJECTORY_FILE = "metrics.jsonl"
 """ScaleBiO's per-step metrics (``"weights"`` per row), next to ``selection.json``."""

@@ -76,7 +76,9 @@ def experiments():
 def data_spec(experiment):
     """The experiment's ``data:`` with every ``official:<path>`` entry resolved to the fetched file."""
 
-    def fetched(entry):  # an official: entry without an official: section fails in configcheck
+    def fetched(
+        entry,
+    ):  # an official: entry without an official: section fails in configcheck
         if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
             return f"{OFFICIAL_DIR}/{entry[len(OFFICIAL_PREFIX):]}"
         return entry
@@ -379,7 +381,9 @@ def job_launch(stage, experiment, variant, evaluation=None):
     resources = config.get("resources")
     if stage == "select":
         strategy = method_options(experiment, variant).get("distributed")
-        return launch_plan(stage, variant, resources, distributed=strategy)
+        # (keyword arguments as a dict: `module=` opening a line is a Snakemake keyword)
+        kw = {"distributed": strategy, "module": method_module(variant) or None}
+        return launch_plan(stage, variant, resources, **kw)
     if stage == "evaluate":
         backend = section(experiment, "eval", evaluation or variant).get(
             "backend", "auto"
