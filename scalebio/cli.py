@@ -20,7 +20,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from scalebio.common.config import apply_overrides, as_dict, describe, from_dict, load_config_file
+from scalebio.common.config import apply_overrides, as_dict, from_dict, load_config_file, options_help
 from scalebio.common.runtime import ConfigError, main_guard
 
 TOP_LEVEL = ("data", "model", "out", "seed", "budget", "options")
@@ -83,10 +83,7 @@ __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in
 def _options_help() -> str:
     from scalebio.trainer import ScaleBiOConfig
 
-    lines = ["options (set in the YAML under `options:` or as key=value overrides):"]
-    for name, doc, default in describe(ScaleBiOConfig):
-        lines.append(f"  {name} (default: {default!r})\n      {doc}")
-    return "\n".join(lines)
+    return options_help(ScaleBiOConfig, "options (set in the YAML under `options:` or as key=value overrides):")
 
 
 def load_run_config(path: str | None, overrides: list[str]) -> RunFile:

@@ -18,22 +18,13 @@ an experiment's claims that have one (``with_holm``), so a verdict that holds af
 
 from __future__ import annotations
 
-from scipy.stats import spearmanr
-
 from scalebio.report import methods
 from scalebio.report.compare import base_difference, difference
 from scalebio.report.markdown import p_text
-from scalebio.report.stats import Estimate, holm, seed_bootstrap, t_interval, verdict, verdict_from_p
+from scalebio.report.stats import Estimate, holm, seed_bootstrap, spearman, t_interval, verdict, verdict_from_p
 
 SPEARMAN_TARGET = -0.9 + 1e-9
 """Spearman ≤ −0.9, written as "< −0.9 + 1e-9" so that exactly −0.9 (possible with 5 sources) holds."""
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's ρ; 0 where one side is constant (scipy: nan): weights that did not move carry no ordering."""
-    if len(set(x)) < 2 or len(set(y)) < 2:
-        return 0.0
-    return float(spearmanr(x, y).statistic)
 
 
 def _row(model, claim, measure, est: Estimate, threshold: float, direction: str, shown: str, **extra) -> dict:

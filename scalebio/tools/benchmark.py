@@ -32,6 +32,9 @@ import platform
 import time
 from pathlib import Path
 
+from scalebio.common.runtime import atomic_write_json
+from scalebio.report.markdown import markdown_table
+
 SHAPES = {
     # build_tiny's shape (scalebio/assets/models.py)
     "tiny": dict(vocab_size=4096, hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_attention_heads=4,
@@ -168,19 +171,18 @@ def _child(args, mode: str, queue) -> None:
 
 def _table(rows: list[dict]) -> str:
     sft = next((r for r in rows if r["mode"] == "sft" and "error" not in r), None)
-    head = "| mode | s/step | × SFT time | peak MiB | × SFT memory | weights | grads | optimizer | activations+temp |"
-    out = [head, "|" + "---|" * 9]
+    head = ["mode", "s/step", "× SFT time", "peak MiB", "× SFT memory", "weights", "grads", "optimizer",
+            "activations+temp"]  # fmt: skip
+    out = []
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['mode']} | {r['error']} |" + " |" * 7)
+            out.append([r["mode"], r["error"], *[""] * 7])
             continue
         tr = f"{r['time_s'] / sft['time_s']:.2f}" if sft else "–"
         mr = f"{r['peak_mib'] / sft['peak_mib']:.2f}" if sft else "–"
-        out.append(
-            f"| {r['mode']} | {r['time_s']:.3f} | {tr} | {r['peak_mib']:.0f} | {mr} | {r['weights_mib']:.0f} | "
-            f"{r['grads_mib']:.0f} | {r['optimizer_mib']:.0f} | {r['activations_mib']:.0f} |"
-        )
-    return "\n".join(out)
+        out.append([r["mode"], f"{r['time_s']:.3f}", tr, f"{r['peak_mib']:.0f}", mr, f"{r['weights_mib']:.0f}",
+                    f"{r['grads_mib']:.0f}", f"{r['optimizer_mib']:.0f}", f"{r['activations_mib']:.0f}"])  # fmt: skip
+    return markdown_table(head, out).rstrip("\n")
 
 
 def ratios(rows: list[dict]) -> dict:
@@ -244,7 +246,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{args.model}-{args.device}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(stem.with_suffix(".json"), result)
     md = (
         f"# ScaleBiO step cost: {args.model} ({rows[0].get('params', 0) / 1e6:.1f}M params), {args.device}, "
         f"{args.dtype}, {args.batch}×{args.seq_len} tokens/step, gradient checkpointing "

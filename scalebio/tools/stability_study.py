@@ -21,6 +21,8 @@ import statistics
 from pathlib import Path
 
 from scalebio.common.runtime import main_guard
+from scalebio.report.markdown import markdown_table
+from scalebio.report.stats import spearman
 from scalebio.tools import lisa_study
 from scalebio.weights import average_trajectory
 
@@ -51,7 +53,7 @@ def measure(trajectories: list[list[list[float]]], mode: str, params: dict) -> d
     """Numbers of one read-out over seeds (one trajectory per seed)."""
     ws = [average_trajectory(t, mode, **params) for t in trajectories]
     cols = list(zip(*ws))
-    rhos = [lisa_study._spearman(w, lisa_study.NOISE) for w in ws]
+    rhos = [spearman(w, lisa_study.NOISE) for w in ws]
     return {
         "mean": [statistics.fmean(c) for c in cols],
         "sd": [statistics.stdev(c) for c in cols],
@@ -64,18 +66,14 @@ def measure(trajectories: list[list[list[float]]], mode: str, params: dict) -> d
 
 
 def table(results: dict[tuple[str, str], dict], n_seeds: int) -> str:
-    out = [
-        "| lr_θ | read-out | mean weights (0 → 100 % noise) | per-source SD | max SD | mean ρ | seeds with ρ > 0 "
-        "| largest weight | mean max−min |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["lr_θ", "read-out", "mean weights (0 → 100 % noise)", "per-source SD", "max SD", "mean ρ",
+              "seeds with ρ > 0", "largest weight", "mean max−min"]  # fmt: skip
+    rows = []
     for (lr, name), m in results.items():
         fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)  # noqa: E731
-        out.append(
-            f"| {lr} | {name} | {fmt(m['mean'])} | {fmt(m['sd'])} | {max(m['sd']):.3f} | {m['rho']:+.2f} "
-            f"| {m['positive']} of {n_seeds} | {m['max_weight']:.3f} | {m['spread']:.3f} |"
-        )
-    return "\n".join(out) + "\n"
+        rows.append([lr, name, fmt(m["mean"]), fmt(m["sd"]), f"{max(m['sd']):.3f}", f"{m['rho']:+.2f}",
+                     f"{m['positive']} of {n_seeds}", f"{m['max_weight']:.3f}", f"{m['spread']:.3f}"])  # fmt: skip
+    return markdown_table(header, rows)
 
 
 @main_guard

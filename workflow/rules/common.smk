@@ -7,7 +7,8 @@ from pathlib import Path
 from scalebio.pipeline import configcheck, resolve
 from scalebio.pipeline.launch import plan as launch_plan
 from scalebio.common.paths import NAME
-from scalebio.common.registry import EVAL_GROUP, registered
+from scalebio.common.config import generates
+from scalebio.common.registry import EVAL_GROUP, evaluation_options, registered
 from scalebio.common.runtime import config_hash, configure_hub, configure_threads
 
 # Everything checkable from the config fails here, before any job runs, with the checker of
@@ -338,7 +339,7 @@ def eval_options(experiment, evaluation, model, method, seed=None):
     opts = with_model_dtype(model, section(experiment, "eval", evaluation))
     opts.pop("evaluation", None)
     kind = eval_kind(experiment, evaluation)
-    if kind in ("math", "lmeval", "mtbench"):
+    if generates(evaluation_options(kind)):  # its Options take GenerationOptions
         launch = job_launch("evaluate", experiment, kind, evaluation)
         opts["backend"] = launch.backend
         if launch.backend == "vllm":
