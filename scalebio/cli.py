@@ -65,7 +65,7 @@ COMMANDS = {
     "tune-report": ("scalebio.report.tune", "the tuning protocol's scores and chosen values (config/tune.yaml)"),
     "study": (
         "scalebio.report.studies",
-        "beyond the paper: one study's table and figure (stability, online, clusters)",
+        "beyond the paper: one study's table and figure (stability, online, clusters, pareto)",
     ),
     "cost-figure": ("scalebio.report.cost", "quality against CPU seconds of one experiment, from its cost.csv"),
     "summary": ("scalebio.report.summary", "paper-vs-ours tables, verdicts and the run's time per stage"),

@@ -3,6 +3,8 @@ message (both run scalebio.pipeline.configcheck.workflow_config). tests/README.m
 
 A case changes one experiment ``{e}`` of a small valid config (or a top-level key), so many cases fit in one config:
 the agreement test runs `snakemake -n` once per group (schema, checks, the YAML file itself), not once per case.
+
+Modules: `scalebio/pipeline/configcheck.py`, `scalebio/assets/builder_options.py`.
 """
 
 from __future__ import annotations

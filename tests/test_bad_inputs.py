@@ -1,5 +1,8 @@
 """Bad inputs, table-driven: each gets one clear line (file, key or source, and what to do), exit status 2, and leaves
-nothing Snakemake would take as done. tests/README.md lists every case covered in the suite."""
+nothing Snakemake would take as done. tests/README.md lists every case covered in the suite.
+
+Modules: `scalebio/cli.py` (reweight's overrides), `scalebio/common/selection.py` (hand-edited selections).
+"""
 
 from __future__ import annotations
 

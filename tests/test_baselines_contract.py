@@ -1,6 +1,9 @@
 """The recipe of baselines/README.md, followed by tests: a new method is its module, its entry point and its config
 block, and the workflow — selection, SFT, evaluation, report — runs it next to the registered ones without other
-edits (the slow test counts the files it took, in a temporary copy of the repository)."""
+edits (the slow test counts the files it took, in a temporary copy of the repository).
+
+Modules: `scalebio/common/registry.py`, `baselines/uniform.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""LESS: batched per-example features vs a direct gradient, denoising selection, bad input."""
+"""LESS: batched per-example features vs a direct gradient, denoising selection, bad input.
+
+Modules: `baselines/less.py`, `baselines/_common.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The oracles (reference points): the best source mixture the caps allow, and the all-clean example selection."""
+"""The oracles (reference points): the best source mixture the caps allow, and the all-clean example selection.
+
+Modules: `baselines/oracle.py`, `baselines/oracle_clean.py`.
+"""
 
 from __future__ import annotations
 

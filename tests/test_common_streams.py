@@ -1,5 +1,8 @@
 """The seeded streams: draws pinned against the values the formulas gave before ``seeded_generator`` unified them
-(computed with the code of commit 5bba410), so a refactor cannot move a selection, an SFT set or a model."""
+(computed with the code of commit 5bba410), so a refactor cannot move a selection, an SFT set or a model.
+
+Modules: `scalebio/common/streams.py`, `scalebio/sampling.py`.
+"""
 
 from __future__ import annotations
 

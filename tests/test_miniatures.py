@@ -1,6 +1,9 @@
 """The real-model miniatures: the arithmetic and verifiable-instruction pools are what their cards say, the
 IFEval grader agrees with a table of compliant and non-compliant answers, the oracle puts the budget on the
-card's targets, and the paper-vs-ours table shows no paper number without its source."""
+card's targets, and the paper-vs-ours table shows no paper number without its source.
+
+Modules: `scalebio/assets/instructions.py`, `eval/ifeval.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The run loop end to end on the tiny model: denoising, determinism, resume after a kill, bad input, CLI."""
+"""The run loop end to end on the tiny model: denoising, determinism, resume after a kill, bad input, CLI.
+
+Modules: `scalebio/trainer.py`, `scalebio/checkpoint.py` (resume), `scalebio/method.py`.
+"""
 
 from __future__ import annotations
 

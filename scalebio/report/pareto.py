@@ -179,7 +179,7 @@ def validation_note(data_dir: Path | None, targets: list[str]) -> str:
         f"Every arm's SFT set appends the whole validation set, as for every method: here {counts[a]} {a} + "
         f"{counts[b]} {b} rows. So the c = 1 arm (weight on {a} only) is not the one-target experiment on the same "
         f"pool (`multilingual` in config/config.yaml): its sources and its {a} validation and test rows are the "
-        f"same (tests/test_objectives_pipeline.py checks this), but its fine-tuning also sees the {counts[b]} {b} "
+        f"same (tests/test_scalebio_objectives.py checks this), but its fine-tuning also sees the {counts[b]} {b} "
         "validation rows (more examples and steps), so its held-out loss on "
         f"{a} is comparable with the arms of this table, not with `multilingual`'s."
     )

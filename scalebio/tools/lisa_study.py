@@ -3,10 +3,12 @@
     python -m scalebio.tools.lisa_study --out results/lisa_study                    # every variant, seeds 0-5
     python -m scalebio.tools.lisa_study --out results/lisa_study --variants full,lisa --seeds 0-7 --jobs 2
 
-Problem: the denoising miniature with 1-3-token responses (``denoise`` builder with ``response: bare,
-max_answer_chars: 3``; 5 sources x 500 examples at 0/25/50/75/100 % corrupted responses, 64 clean validation
-examples) on the random-initialised tiny Llama, at the settings of the comparison with the official code
-(α 100, lr_u = lr_w 1e-3, lr_θ 1e-2, global batch 32 = 4 x 8, 312 steps = 4 epochs, fp32). Per run: Spearman ρ
+Problem (``--setting``, ``SETTINGS``): by default (``miniature``, the README's table) the denoising miniature with
+1-3-token responses (``denoise`` builder with ``response: bare, max_answer_chars: 3``; 5 sources x 200 examples at
+0/25/50/75/100 % corrupted responses, 64 clean validation examples) on the random-initialised tiny Llama, α 100,
+lr_u = lr_w 1e-3, lr_θ 1e-2, global batch 16, 100 steps, fp32; ``default`` is the same with the default config's
+boxed responses (``stability_study`` reads it), ``comparison`` the settings of the comparison with the official
+code (5 x 500 examples, global batch 32 = 4 x 8, 312 steps = 4 epochs). Per run: Spearman ρ
 of the final weights against the noise rate (−1 = the ordering the data implies), the final w's validation
 loss on response tokens (the whole validation set, whatever span the run trained on), the fraction of steps in
 which ‖∇u‖ and ‖∇w‖ were clipped, the median ‖∇w‖/α, and the wall time. Each run writes one JSON under

@@ -1,5 +1,8 @@
 """Beyond-the-paper studies (``experiments.<e>.study``): the stability table's SD, Spearman and collapse verdicts,
-and the online/clusters comparison's paired difference and purity, on run folders with known answers."""
+and the online/clusters comparison's paired difference and purity, on run folders with known answers.
+
+Modules: `scalebio/report/studies.py`, `scalebio/report/comparison_study.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The tuning protocol: a tuning split that leaves every other split alone, grid expansion, a tuning DAG that never
-sees a test set, and configs that pin what the tuning chose."""
+sees a test set, and configs that pin what the tuning chose.
+
+Modules: `scalebio/pipeline/tune.py`, `scalebio/report/tune.py`.
+"""
 
 from __future__ import annotations
 

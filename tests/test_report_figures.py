@@ -5,6 +5,8 @@ method; the layout check itself finds the faults it exists for.
 The run is built from run folders in the layout ``scalebio.report.collect`` reads (selection.json, per-item
 evaluation files, metrics.jsonl, Snakemake benchmark files): a 3-seed denoising experiment with every kind of
 method, a 1-seed experiment on a real (non-tiny) model, and the four studies (stability, online, clusters, Pareto).
+
+Modules: `scalebio/report/figures.py`, `scalebio/report/style.py`.
 """
 
 from __future__ import annotations
@@ -245,7 +247,11 @@ def test_a_variant_takes_its_modules_colour_family_in_the_order_met():
     first = methods.describe("study_arm_a", "scalebio.method")
     second = methods.describe("study_arm_b", "scalebio.method")
     assert first.variant_of == second.variant_of == "scalebio" and first.display == "study_arm_a"
-    assert [style.method_colour("study_arm_a"), style.method_colour("study_arm_b")] == list(family[:2])
+    met = [n for n, i in methods.known().items() if i.variant_of == "scalebio"]  # this process's variants, in order
+    a, b = met.index("study_arm_a"), met.index("study_arm_b")
+    assert b == a + 1 and [style.method_colour("study_arm_a"), style.method_colour("study_arm_b")] == list(
+        family[a : a + 2]
+    )
 
 
 def test_a_one_seed_figure_says_so_and_clusters_are_labelled_with_their_corruption():

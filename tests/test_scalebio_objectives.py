@@ -1,7 +1,10 @@
 """Several validation objectives through the pipeline (beyond the paper): the two-target multilingual pool, the
 ScaleBiO run on it, the held-out loss per target, and the Pareto study on run folders with known answers.
 The optimiser itself (scalebio/objectives.py in scalebio/minimax.py) is tested on a convex problem in
-test_scalebio_minimax.py."""
+test_scalebio_minimax.py.
+
+Modules: `scalebio/objectives.py`, `scalebio/report/pareto.py`.
+"""
 
 from __future__ import annotations
 
