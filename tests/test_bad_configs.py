@@ -174,6 +174,15 @@ CASES = [
         "eval.mtbench.judge_model 'no_such_judge' is not a key of models:",
     ),
     (
+        "FSDP in one process on a multi-GPU job (stopped only the DAG before)",
+        "launch",
+        _both(
+            _top("resources", {"gpus_per_job": 8, "launcher": "python"}),
+            _top("methods.scalebio", {"distributed": "fsdp"}),
+        ),
+        "methods.scalebio.distributed is fsdp, but resources.launcher: python starts one process on a job with 8 GPUs",
+    ),
+    (
         "an official: data entry without an official: section (stopped only the DAG before)",
         "check",
         _set("data", {"sources": {"a": "official:data/a.jsonl"}, "validation": "official:data/v.jsonl"}),
@@ -272,7 +281,7 @@ CASES = [
         "source 'a' 'pxyyy/SlimOrca' is not a local file and the hub is off",
     ),
 ]
-GROUPS = ("schema", "check")
+GROUPS = ("schema", "check", "launch")
 
 
 def _config(cases) -> tuple[dict, list[str]]:

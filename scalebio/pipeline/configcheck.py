@@ -5,8 +5,10 @@
 Checks: the file exists and parses (file, line and column of a YAML error), the JSON schema
 (``workflow/schemas/config.schema.yaml``), models named by experiments exist, every method is registered (or
 names an importable module), every option block builds its typed class (``methods.<m>`` merged with the
-experiment's ``method_options``, ``sft``, ``eval.<evaluation>``, ``data.clusters``), no source uses a reserved name, and the budget
-fits in the pool wherever the pool's size is known without running anything (embedded builders, local files).
+experiment's ``method_options``, ``sft``, ``eval.<evaluation>``, ``data.clusters``), a log-prob judge names a model,
+``official:`` data entries have an ``official:`` section, every job's launch plan can be made (``pipeline.launch``:
+FSDP in one process on a multi-GPU job, vLLM without GPUs), no source uses a reserved name, and the budget fits in the
+pool wherever the pool's size is known without running anything (embedded builders, local files).
 The workflow merges per-experiment overrides with ``scalebio.pipeline.resolve.section``, as the checks do, so the
 checks see exactly what jobs get. Every check of a config lives here: the DAG (``workflow/rules/common.smk``) runs
 ``workflow_config`` and raises nothing of its own.
@@ -31,6 +33,7 @@ from scalebio.common.paths import NAME_HINT, NAME_PATTERN
 from scalebio.common.registry import check_options, evaluation_options, method_module
 from scalebio.common.runtime import SuiteError, main_guard
 from scalebio.common.training import SFTConfig
+from scalebio.pipeline.launch import plan
 from scalebio.pipeline.resolve import method_module_name, method_options, section, with_model_dtype
 from scalebio.pipeline.tune import expand
 
@@ -123,6 +126,29 @@ def judge_problems(config: dict, evaluation: str, opts: dict) -> list[str]:
     return [f"eval.{evaluation}.judge_model '{key}' is not a key of models:"]
 
 
+def launch_problems(config: dict) -> list[str]:
+    """The launch plan of every select and evaluate job, as the DAG makes it (``pipeline.launch.plan``): resources
+    that do not parse, FSDP in one process on a multi-GPU job, vLLM without GPUs. Each problem once."""
+    resources = config.get("resources")
+    out: list[str] = []
+
+    def attempt(*args, **kw) -> None:
+        try:
+            plan(*args, **kw)
+        except SuiteError as err:
+            if str(err) not in out:
+                out.append(str(err))
+
+    for exp, e in config["experiments"].items():
+        for method in e["methods"]:
+            distributed = method_options(config, exp, method).get("distributed")
+            attempt("select", method, resources, distributed=distributed, module=method_module_name(config, method))
+        for ev in e.get("evals", []):
+            opts = section(config, exp, "eval", ev)
+            attempt("evaluate", opts.get("evaluation", ev), resources, backend=opts.get("backend", "auto"))
+    return out
+
+
 def unused_method_problems(config: dict) -> list[str]:
     """Every ``methods.<m>`` block no experiment runs is checked too: a typo there would otherwise wait for the day an
     experiment uses it (a variant's block builds its typed options through its ``module``)."""
@@ -142,7 +168,7 @@ def unused_method_problems(config: dict) -> list[str]:
 
 def check(config: dict) -> list[str]:
     """Every problem of a schema-valid config, one message each (empty: the config is fine)."""
-    errors: list[str] = model_problems(config)
+    errors: list[str] = []
     for exp, e in config["experiments"].items():
         for m in e["models"]:
             if m not in config["models"]:
@@ -212,7 +238,8 @@ def check(config: dict) -> list[str]:
                 f"experiments.{exp}.budget {e['budget']} is larger than the pool ({size} examples); lower it, add "
                 "data, or set allow_repeats: true"
             )
-    return errors + unused_method_problems(config)
+    launch = [] if errors else launch_problems(config)  # a plan needs registered methods and valid option blocks
+    return model_problems(config) + errors + launch + unused_method_problems(config)
 
 
 def schema_errors(config: dict) -> list[str]:
