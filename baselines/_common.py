@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from scalebio.common.config import as_dict, from_dict
+from scalebio.common.config import as_dict
 from scalebio.common.data import Source, collate, load_sources, load_split, read_jsonl
 from scalebio.common.modeling import load_tokenizer, per_example_loss
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_json, seed_everything, setup_logging
@@ -47,11 +47,10 @@ def n_tokens(examples: list[dict]) -> int:
 def load_pool(inputs: MethodInputs, tokenizer, max_length: int, method: str, need_validation: bool = True) -> Pool:
     """Read, tokenise and check the pool; every bad-input error is raised here, before training.
 
-    Raises on: budget larger than the pool, an empty source or one without response tokens
+    Raises on: budget larger than the tokenised pool (an example-level method cannot repeat examples; N itself
+    was checked at the select boundary, ``registry.run_method``), an empty source or one without response tokens
     (``load_sources``), a missing/empty validation set or one with no response tokens.
     """
-    if inputs.budget <= 0:
-        raise ConfigError(f"{method}: budget must be positive, got {inputs.budget}")
     sources = load_sources(inputs.sources, tokenizer, max_length)
     examples = []
     for k, src in enumerate(sources):
@@ -71,29 +70,29 @@ def load_pool(inputs: MethodInputs, tokenizer, max_length: int, method: str, nee
     return Pool(sources=sources, examples=examples, validation=validation, validation_records=records)
 
 
-def open_run(inputs: MethodInputs, method: str, options_cls, max_length, need_validation: bool = True):
-    """The opening of every trained baseline: typed options, the run folder, seeds, tokenizer, the checked pool.
+def open_run(inputs: MethodInputs, method: str, opts, max_length: int, need_validation: bool = True, log_name=None):
+    """The opening of every trained baseline: the run folder, seeds, tokenizer, the checked pool.
 
-    ``max_length``: a function of the options giving the token limit (e.g. ``lambda o: o.warmup.max_length``).
-    Returns ``(opts, run, tokenizer, pool)``; every bad-input error is raised here, before any training.
+    ``opts``: the method's typed options (built once, by ``registry.run_method``); ``max_length``: the token limit;
+    ``log_name``: the method module's ``__name__`` (its run log's logger).
+    Returns ``(run, tokenizer, pool)``; every bad-input error is raised here, before any training.
     """
-    opts = from_dict(options_cls, inputs.options, prefix=f"methods.{method}.")
-    run = Run(inputs, method, opts)
+    run = Run(inputs, method, opts, log_name)
     seed_everything(inputs.seed)
     tokenizer = load_tokenizer(inputs.model)
-    pool = load_pool(inputs, tokenizer, max_length(opts), method, need_validation)
+    pool = load_pool(inputs, tokenizer, max_length, method, need_validation)
     run.dropped = {s.name: s.dropped for s in pool.sources if s.dropped}
-    return opts, run, tokenizer, pool
+    return run, tokenizer, pool
 
 
 class Run:
     """A run folder: ``log.txt``, ``config.json`` (written at start), ``metrics.json`` (at the end)."""
 
-    def __init__(self, inputs: MethodInputs, method: str, opts) -> None:
+    def __init__(self, inputs: MethodInputs, method: str, opts, log_name: str | None = None) -> None:
         self.inputs, self.method, self.opts = inputs, method, opts
         self.out = Path(inputs.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.log = setup_logging(self.out, name=f"baselines.{method}")
+        self.log = setup_logging(self.out, name=log_name or __name__)
         self.t0 = time.time()
         self.tokens: dict[str, int] = {}
         self.dropped: dict[str, int] = {}

@@ -29,9 +29,12 @@ from tqdm.auto import tqdm
 from baselines._common import n_tokens, open_run, train
 from scalebio.common.data import collate
 from scalebio.common.modeling import check_tokenizer_matches, load_model, token_losses
+from scalebio.common.registry import MethodInfo
 from scalebio.common.runtime import ConfigError, atomic_write_json
 from scalebio.common.selection import MethodInputs
 from scalebio.common.training import SFTConfig
+
+INFO = MethodInfo(name="doremi", display="DoReMi", role="baseline", order=40, trains=True, colour="#9467bd")
 
 
 def _train_default() -> SFTConfig:
@@ -97,9 +100,9 @@ def balanced_batches(by_domain: list[list[int]], per_domain: int, steps: int, rn
         yield batch
 
 
-def select(inputs: MethodInputs) -> Path:
-    opts, run, tokenizer, pool = open_run(
-        inputs, "doremi", Options, lambda o: o.train.max_length, need_validation=False
+def select(inputs: MethodInputs, opts: Options) -> Path:
+    run, tokenizer, pool = open_run(
+        inputs, INFO.name, opts, opts.train.max_length, need_validation=False, log_name=__name__
     )
     tc = opts.train
     k = len(pool.sources)

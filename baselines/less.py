@@ -42,9 +42,13 @@ from scalebio.common.modeling import (
     decoder_layers,
     load_model,
 )
+from scalebio.common.registry import MethodInfo
 from scalebio.common.runtime import ConfigError
 from scalebio.common.selection import MethodInputs
+from scalebio.common.streams import seeded_generator
 from scalebio.common.training import SFTConfig
+
+INFO = MethodInfo(name="less", display="LESS", role="baseline", order=20, in_paper=True, trains=True, colour="#ff7f0e")
 
 
 def _warmup_default() -> SFTConfig:
@@ -122,7 +126,7 @@ class Projector:
         if self.cache is not None and b < len(self.cache):
             return self.cache[b]
         rows = min(self.block, self.dim - b * self.block)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + b)
+        gen = seeded_generator(self.seed, b)
         if self.kind == "rademacher":
             m = torch.randint(0, 2, (rows, self.k), generator=gen).float().mul_(2).sub_(1)
         else:
@@ -271,8 +275,8 @@ def lora_model(inputs: MethodInputs, opts: Options, tokenizer):
     return model, names
 
 
-def select(inputs: MethodInputs) -> Path:
-    opts, run, tokenizer, pool = open_run(inputs, "less", Options, lambda o: o.warmup.max_length)
+def select(inputs: MethodInputs, opts: Options) -> Path:
+    run, tokenizer, pool = open_run(inputs, INFO.name, opts, opts.warmup.max_length, log_name=__name__)
     tasks = subtasks(pool.validation_records)
     n_warm = max(1, round(opts.warmup_fraction * len(pool.examples)))
     warm_idx = random.Random(inputs.seed).sample(range(len(pool.examples)), n_warm)

@@ -22,9 +22,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalebio.common.config import as_dict, from_dict
+from scalebio.common.config import as_dict
+from scalebio.common.registry import MethodInfo
 from scalebio.common.runtime import ConfigError
 from scalebio.common.selection import MethodInputs, pool_info, write_selection
+
+INFO = MethodInfo(
+    name="oracle",
+    display="oracle (reference point)",
+    role="reference_point",
+    order=60,
+    anchor="ceiling",
+    colour="#bcbd22",
+)
 
 
 @dataclass
@@ -73,13 +83,12 @@ def fill(groups: list[list[str]], sizes: dict[str, int], budget: int) -> dict[st
     return counts
 
 
-def select(inputs: MethodInputs) -> Path:
+def select(inputs: MethodInputs, opts: Options) -> Path:
     t0 = time.time()
-    opts = from_dict(Options, inputs.options, prefix="methods.oracle.")
     names = sorted(inputs.sources)
     sizes = {n: v["n_examples"] for n, v in pool_info(inputs.sources)[0].items()}
     counts = fill(ranked_groups(inputs.data_dir, names), sizes, inputs.budget)
     weights = {n: counts.get(n, 0) / inputs.budget for n in names}
     return write_selection(
-        inputs, "oracle", weights=weights, config=as_dict(opts), wall_time_s=time.time() - t0, tokens=0
+        inputs, INFO.name, weights=weights, config=as_dict(opts), wall_time_s=time.time() - t0, tokens=0
     )

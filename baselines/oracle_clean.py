@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from baselines.oracle import fill, ranked_groups
-from scalebio.common.config import as_dict, from_dict
+from scalebio.common.config import as_dict
 from scalebio.common.data import read_jsonl
+from scalebio.common.registry import MethodInfo
 from scalebio.common.runtime import ConfigError
 from scalebio.common.selection import MethodInputs, write_selection
+
+INFO = MethodInfo(
+    name="oracle_clean",
+    display="oracle, clean examples (reference point)",
+    role="reference_point",
+    order=70,
+    colour="#8c564b",
+)
 
 
 @dataclass
@@ -23,9 +32,8 @@ class Options:
     """The example-level oracle has no options; the class exists so unknown options are rejected."""
 
 
-def select(inputs: MethodInputs) -> Path:
+def select(inputs: MethodInputs, opts: Options) -> Path:
     t0 = time.time()
-    opts = from_dict(Options, inputs.options, prefix="methods.oracle_clean.")
     names = sorted(inputs.sources)
     rows = {n: read_jsonl(p) for n, p in inputs.sources.items()}
     if not all("corrupted" in r for rs in rows.values() for r in rs):
@@ -41,5 +49,5 @@ def select(inputs: MethodInputs) -> Path:
         chosen = rng.sample(sorted(clean[n], key=lambda r: str(r["id"])), counts.get(n, 0))
         examples += [{"source": n, "id": r["id"]} for r in chosen]
     return write_selection(
-        inputs, "oracle_clean", examples=examples, config=as_dict(opts), wall_time_s=time.time() - t0, tokens=0
+        inputs, INFO.name, examples=examples, config=as_dict(opts), wall_time_s=time.time() - t0, tokens=0
     )

@@ -29,9 +29,15 @@ import torch
 
 from baselines._common import as_examples, example_losses, n_tokens, open_run, source_counts, tie_keys, top_n, train
 from scalebio.common.modeling import check_tokenizer_matches, load_model
+from scalebio.common.registry import MethodInfo
 from scalebio.common.runtime import ConfigError
 from scalebio.common.selection import MethodInputs
 from scalebio.common.training import SFTConfig
+
+# registered twice (``rho_loss`` and its alias ``reference``): one INFO, one colour
+INFO = MethodInfo(
+    name="rho_loss", display="RHO-LOSS", role="baseline", order=30, in_paper=True, trains=True, colour="#2ca02c"
+)
 
 
 def _holdout_default() -> SFTConfig:
@@ -74,8 +80,8 @@ def choose(scores: torch.Tensor, n: int, opts: Options, seed: int, ties: list | 
     return top_n(keys, n, ties)
 
 
-def select(inputs: MethodInputs) -> Path:
-    opts, run, tokenizer, pool = open_run(inputs, "rho_loss", Options, lambda o: o.holdout.max_length)
+def select(inputs: MethodInputs, opts: Options) -> Path:
+    run, tokenizer, pool = open_run(inputs, INFO.name, opts, opts.holdout.max_length, log_name=__name__)
     run.log.info(
         "pool: %d examples in %d sources; %d validation", len(pool.examples), len(pool.sources), len(pool.validation)
     )

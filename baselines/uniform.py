@@ -6,8 +6,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalebio.common.config import as_dict, from_dict
+from scalebio.common.config import as_dict
+from scalebio.common.registry import MethodInfo
 from scalebio.common.selection import MethodInputs, write_selection
+
+INFO = MethodInfo(
+    name="uniform", display="Uniform", role="baseline", order=10, in_paper=True, anchor="control", colour="#4d4d4d"
+)
 
 
 @dataclass
@@ -15,11 +20,10 @@ class Options:
     """Uniform has no options; the class exists so unknown options are rejected."""
 
 
-def select(inputs: MethodInputs) -> Path:
+def select(inputs: MethodInputs, opts: Options) -> Path:
     t0 = time.time()
-    opts = from_dict(Options, inputs.options, prefix="methods.uniform.")
     names = sorted(inputs.sources)
     weights = {n: 1.0 / len(names) for n in names}
     return write_selection(
-        inputs, "uniform", weights=weights, config=as_dict(opts), wall_time_s=time.time() - t0, tokens=0
+        inputs, INFO.name, weights=weights, config=as_dict(opts), wall_time_s=time.time() - t0, tokens=0
     )

@@ -1,4 +1,9 @@
-"""Evaluation stage: lm-eval tasks, zero-shot CoT math and MT-Bench on any model folder.
+"""Evaluation stage: held-out loss, zero-shot CoT math, lm-eval tasks, MT-Bench and IFEval on any model folder.
+
+``testloss``, ``math`` (graded by ``math-verify`` and ``toragrade``), ``lmeval``, ``mtbench`` (with ``judges``),
+``ifeval``; ``generation`` (HF and vLLM generation, whose options every generating evaluation composes:
+``scalebio.common.config.GenerationOptions``), ``common`` (the CLI and ``summary.json``), ``judge_trust`` (how far the
+offline MT-Bench judge can be trusted, measured).
 
 Entry points (each writes ``summary.json`` atomically into ``--out``)::
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from scalebio.common.config import as_dict, describe, from_dict, parse_json_object
+from scalebio.common.config import as_dict, from_dict, options_help, parse_json_object
 from scalebio.common.modeling import check_tokenizer_matches, default_device, load_model, load_tokenizer
 from scalebio.common.runtime import (
     ConfigError,
@@ -58,13 +58,6 @@ def heldout_file(data_dir: str | os.PathLike | None, evaluation: str) -> Path:
     return found[0]
 
 
-def options_help(cls) -> str:
-    lines = ["options (JSON object for --options):"]
-    for name, doc, default in describe(cls):
-        lines.append(f"  {name} (default {default!r}): {doc}")
-    return "\n".join(lines)
-
-
 def run_cli(
     evaluation: str,
     options_cls,
@@ -81,7 +74,7 @@ def run_cli(
     parser = argparse.ArgumentParser(
         prog=f"python -m eval.{evaluation}",
         description=description,
-        epilog=options_help(options_cls),
+        epilog=options_help(options_cls, "options (JSON object for --options):"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="model folder (Hugging Face format, with chat template)")
@@ -96,12 +89,12 @@ def run_cli(
     out = Path(args.out)
     summary_path = out / "summary.json"
     if not is_main():  # other ranks only help generate; rank 0 owns the folder
-        run(args.model, out, args.data, opts, setup_logging(None, name=f"eval.{evaluation}"))
+        run(args.model, out, args.data, opts, setup_logging(None, name=run.__module__))
         leave_process_group()
         return {}
     out.mkdir(parents=True, exist_ok=True)
     summary_path.unlink(missing_ok=True)  # a failed re-run must not leave the old summary looking current
-    log = setup_logging(out, name=f"eval.{evaluation}")
+    log = setup_logging(out, name=run.__module__)  # the evaluation module's __name__
     config = {"evaluation": evaluation, "model": args.model, "data": args.data, "options": as_dict(opts)}
     atomic_write_json(out / "config.json", config)
     log.info("eval.%s: model=%s data=%s options=%s", evaluation, args.model, args.data, json.dumps(as_dict(opts)))

@@ -4,7 +4,7 @@ Used by the math and MT-Bench evaluations. ``load_generator`` picks the backend:
 
 - ``hf`` (always available): ``model.generate`` with left padding; prompts sorted by length so a batch pads
   little. Under a launcher (``torchrun``, N processes) every rank generates its share of the prompts and
-  the texts are gathered, so N GPUs generate N times as fast (``scalebio.common.launch`` decides N).
+  the texts are gathered, so N GPUs generate N times as fast (``scalebio.pipeline.launch`` decides N).
 - ``vllm`` (GPU machines with ``requirements-vllm.txt``): one process, ``tensor_parallel_size`` GPUs,
   continuous batching. Same prompts (token ids, so no second BOS), greedy, same stop tokens.
 - ``auto``: vllm when it is importable and CUDA is available, else hf.

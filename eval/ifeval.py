@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from eval.common import cli_main, device_name, heldout_file, mean_stderr
 from eval.generation import load_generator, render_chat
+from scalebio.common.config import GenerationOptions
 from scalebio.common.data import read_jsonl
 from scalebio.common.ifeval_checkers import checkers
 from scalebio.common.runtime import ConfigError, DataError, is_main, write_jsonl
@@ -30,21 +30,16 @@ GRADER = "IFEval checkers (if-verifiable==0.1.2, Google's instructions.py), stri
 
 
 @dataclass
-class Options:
-    """Options of the instruction-following evaluation."""
+class Options(GenerationOptions):
+    """Options of the instruction-following evaluation; the generation options are ``GenerationOptions``' (its
+    batch size defaults to 16)."""
 
     limit: int | None = None
     """Evaluate only the first N prompts (None = all)."""
     max_new_tokens: int = 96
     """Generation budget per answer."""
     batch_size: int = 16
-    """Prompts generated together."""
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Model weights dtype."""
-    backend: Literal["auto", "hf", "vllm"] = "auto"
-    """Generation backend (``eval.generation``)."""
-    tensor_parallel_size: int = 1
-    """GPUs per vLLM engine."""
+    """Prompts generated together (left padding)."""
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:

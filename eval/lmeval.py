@@ -25,10 +25,10 @@ import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from eval.common import cli_main, device_name, heldout_file
 from eval.generation import resolve_backend
+from scalebio.common.config import GenerationOptions
 from scalebio.common.data import prompt_messages, read_jsonl
 from scalebio.common.modeling import load_failure, resolve_model
 from scalebio.common.runtime import (
@@ -52,16 +52,15 @@ LOCAL_TASKS = {
 
 
 @dataclass
-class Options:
+class Options(GenerationOptions):
+    """Options of the lm-eval evaluation; batch size, dtype, backend (lm-eval's model type) and GPUs are
+    ``GenerationOptions``'."""
+
     tasks: list[str] = field(default_factory=lambda: ["target_em", "target_mc"])
     """Tasks to run: target_em / target_mc (local, from test.jsonl) and/or mmlu / arc_challenge /
     truthfulqa_mc2 (paper, hub only). The first one gives summary.json's value."""
     limit: int | None = None
     """Documents per task (None = all)."""
-    batch_size: int = 8
-    """lm-eval batch size."""
-    dtype: str = "float32"
-    """Model weights dtype (float32 / bfloat16 / float16)."""
     max_gen_toks: int = 32
     """Generation budget of target_em."""
     apply_chat_template: bool = True
@@ -71,11 +70,6 @@ class Options:
     """Wrong choices per target_mc question, drawn from other test items' answers."""
     seed: int = 0
     """Seed for distractor sampling and lm-eval's own seeds."""
-    backend: Literal["auto", "hf", "vllm"] = "auto"
-    """lm-eval model type: hf, vllm (GPU, requirements-vllm.txt), or auto (vllm when installed and on a GPU).
-    The workflow fills in the backend its launch plan chose."""
-    tensor_parallel_size: int = 1
-    """GPUs vLLM shards the model over (the workflow sets the job's GPU count)."""
 
     def validate(self) -> None:
         unknown = [t for t in self.tasks if t not in PAPER_TASKS and t not in LOCAL_TASKS]

@@ -33,6 +33,7 @@ from math_verify import parse, verify
 from eval import toragrade
 from eval.common import cli_main, device_name, heldout_file, mean_stderr
 from eval.generation import load_generator, render_chat
+from scalebio.common.config import GenerationOptions
 from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError, DataError, hub_enabled, is_main, write_jsonl
 
@@ -61,7 +62,10 @@ MATH_SUBSETS = [
 
 
 @dataclass
-class Options:
+class Options(GenerationOptions):
+    """Options of the math evaluation; the generation options (batch size, dtype, backend, GPUs) are
+    ``GenerationOptions``'."""
+
     dataset: Literal["local", "gsm8k", "math"] = "local"
     """local = the experiment's test.jsonl; gsm8k / math = GSM8K / MATH test (hub, or data_file)."""
     data_file: str | None = None
@@ -70,20 +74,11 @@ class Options:
     """Evaluate only the first N questions (None = all)."""
     max_new_tokens: int = 512
     """Generation budget per question (paper: 1,024)."""
-    batch_size: int = 8
-    """Questions generated together (left padding)."""
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Model weights dtype."""
     suffix: str = PAPER_SUFFIX
     """Appended to each question (paper; Gemma used only 'Please reason step by step.')."""
     grader: Literal["math_verify", "tora"] = "math_verify"
     """Which grader gives the headline value: math_verify (library) or tora (ToRA-style, the paper's kind).
     Both are always computed and reported."""
-    backend: Literal["auto", "hf", "vllm"] = "auto"
-    """Generation backend: vllm (GPU, requirements-vllm.txt), hf, or auto (vllm when installed and on a GPU).
-    The workflow fills in the backend its launch plan chose."""
-    tensor_parallel_size: int = 1
-    """GPUs vLLM shards the model over (the workflow sets the job's GPU count)."""
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:

@@ -38,6 +38,7 @@ from eval.judges import (
     load_judge_prompts,
     make_judges,
 )
+from scalebio.common.config import GenerationOptions
 from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_json, file_sha256, write_jsonl
 
@@ -50,7 +51,10 @@ NOT_COMPARABLE = (
 
 
 @dataclass
-class Options:
+class Options(GenerationOptions):
+    """Options of MT-Bench; the answers' generation options (batch size, dtype, backend, GPUs) are
+    ``GenerationOptions``'."""
+
     judge: Literal["logprob", "openai"] = "logprob"
     """logprob = local judge model (offline); openai = FastChat's GPT-4 grading via OPENAI_API_KEY/OPENAI_API_BASE."""
     judge_model: str = DEFAULT_JUDGE_MODEL
@@ -76,19 +80,10 @@ class Options:
     """At most N questions after the filters above (None = all)."""
     max_new_tokens: int = 1024
     """Generation budget per turn (FastChat default 1,024)."""
-    batch_size: int = 8
-    """Conversations generated together."""
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Weights dtype of the evaluated model."""
     model_id: str | None = None
     """Name of the evaluated model in the answer/judgment files (default: derived from the model path)."""
     reference: str = "gpt-4"
     """Reference answer file (mt_bench/reference_answer/<name>.jsonl) for math/reasoning/coding."""
-    backend: Literal["auto", "hf", "vllm"] = "auto"
-    """Answer generation: vllm (GPU, requirements-vllm.txt), hf, or auto (vllm when installed and on a GPU).
-    The workflow fills in the backend its launch plan chose."""
-    tensor_parallel_size: int = 1
-    """GPUs vLLM shards the model over (the workflow sets the job's GPU count)."""
 
     def validate(self) -> None:
         for key in ("per_category", "question_limit"):

@@ -20,7 +20,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from scalebio.common.config import apply_overrides, as_dict, describe, from_dict, load_config_file
+from scalebio.common.config import apply_overrides, as_dict, from_dict, load_config_file, options_help
 from scalebio.common.runtime import ConfigError, main_guard
 
 TOP_LEVEL = ("data", "model", "out", "seed", "budget", "options")
@@ -52,7 +52,7 @@ class RunFile:
 COMMANDS = {
     "select": ("scalebio.common.registry", "run any registered method (ScaleBiO or a baseline) -> selection.json"),
     "check-config": (
-        "scalebio.common.configcheck",
+        "scalebio.pipeline.configcheck",
         "check a workflow config file (what `snakemake -n` checks), one line each",
     ),
     "sft-set": ("scalebio.sft.mixture", "build the SFT set from a selection -> train.jsonl + manifest.json"),
@@ -65,17 +65,17 @@ COMMANDS = {
     "tune-report": ("scalebio.report.tune", "the tuning protocol's scores and chosen values (config/tune.yaml)"),
     "study": (
         "scalebio.report.studies",
-        "beyond the paper: one study's table and figure (stability, online, clusters)",
+        "beyond the paper: one study's table and figure (stability, online, clusters, pareto)",
     ),
     "cost-figure": ("scalebio.report.cost", "quality against CPU seconds of one experiment, from its cost.csv"),
     "summary": ("scalebio.report.summary", "paper-vs-ours tables, verdicts and the run's time per stage"),
     "verdicts": ("scalebio.report.verdicts", "rewrite a README's verdicts block from <results>/report/verdicts.csv"),
-    "docs": ("scalebio.report.docs", "the option reference of config/README.md"),
+    "docs": ("scalebio.tools.docs", "the option reference of config/README.md"),
     "check-reference": (
         "scalebio.pipeline.reference",
         "compare a fresh run's tables with the committed reference, within a stated tolerance",
     ),
-    "benchmark": ("scalebio.report.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
+    "benchmark": ("scalebio.tools.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
 }
 __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in COMMANDS.items()) + "\n"
 
@@ -83,10 +83,7 @@ __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in
 def _options_help() -> str:
     from scalebio.trainer import ScaleBiOConfig
 
-    lines = ["options (set in the YAML under `options:` or as key=value overrides):"]
-    for name, doc, default in describe(ScaleBiOConfig):
-        lines.append(f"  {name} (default: {default!r})\n      {doc}")
-    return "\n".join(lines)
+    return options_help(ScaleBiOConfig, "options (set in the YAML under `options:` or as key=value overrides):")
 
 
 def load_run_config(path: str | None, overrides: list[str]) -> RunFile:
@@ -124,7 +121,7 @@ def reweight_main(argv) -> None:
     from scalebio.common.runtime import is_main
     from scalebio.common.selection import MethodInputs
     from scalebio.distributed import shutdown
-    from scalebio.method import config_from_inputs, select
+    from scalebio.method import Options, select, with_run_seed
 
     ap = argparse.ArgumentParser(
         prog="python -m scalebio",
@@ -146,12 +143,12 @@ def reweight_main(argv) -> None:
     a = ap.parse_args(argv)
     run = load_run_config(a.config, a.overrides)
     inputs = MethodInputs(run.data, run.model, run.out, run.budget, run.seed, dict(run.options))
-    cfg = config_from_inputs(inputs, prefix="options.")
+    cfg = with_run_seed(from_dict(Options, inputs.options, prefix="options."), inputs)  # the one parse
     if a.dry_run:
         print(json.dumps({"data": run.data, "model": run.model, "out": run.out, "options": as_dict(cfg)}, indent=2))
         return
     inputs.sources  # noqa: B018  (fails early, naming the folder, if it has no sources)
-    path = select(inputs, prefix="options.")
+    path = select(inputs, cfg)
     if is_main():
         print(path)
     shutdown()  # leave the process group cleanly under torchrun / accelerate launch

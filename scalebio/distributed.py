@@ -132,7 +132,7 @@ def init(strategy: str, device: torch.device) -> Dist:
     """Join the process group a launcher set up (if any) and return the ``Dist`` for ``strategy``.
 
     FSDP in one process while the machine shows several GPUs is an error, not a silent single-GPU run:
-    the job was given the GPUs to shard over, so the launcher is missing (``scalebio.common.launch``).
+    the job was given the GPUs to shard over, so the launcher is missing (``scalebio.pipeline.launch``).
     """
     if runtime.world_size() <= 1:
         n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0

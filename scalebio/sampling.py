@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from scalebio.common.streams import seeded_generator
+
 
 class IIDSampler:
     """Global batch of step s = G micro-batches, each the first m indices of a fresh permutation of
@@ -18,7 +20,7 @@ class IIDSampler:
         self.n, self.micro, self.n_micro_global, self.seed, self.stream = n, micro, n_micro_global, seed, stream
 
     def _generator(self, key: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.stream * 100_003 + key)
+        return seeded_generator(self.seed, self.stream * 100_003 + key)
 
     def global_batch(self, step: int) -> list[list[int]]:
         g = self._generator(step)

@@ -1,4 +1,4 @@
-"""The ScaleBiO run loop: data, sampling, schedule, LISA, checkpoints, metrics (around minimax.py).
+"""The ScaleBiO run: set-up (data, sampling, schedule, models, optimizers, LISA, resume), the step, the callbacks.
 
     python -m scalebio reweight --config my.yaml max_steps=50            # one process
     torchrun --nproc_per_node 2 -m scalebio reweight --config my.yaml     # DDP (or distributed=fsdp)
@@ -8,12 +8,13 @@ Run folder: ``config.json`` (resolved), ``log.txt``, ``metrics.jsonl`` (one line
 Batches are i.i.d. uniform draws from the concatenation of the sources (v2 semantics, METHOD.md §14
 #8), generated from (seed, step) so a resumed run and every process see the same global batch; validation
 batches are i.i.d. too or, with ``val_sampling: cycle``, slices of shuffled passes (the official loader, §8).
+The update itself is ``minimax.py``; what follows each step (metrics file, log line, clip warning, progress bar,
+checkpoint) is ``callbacks.py``; the resumable state is ``checkpoint.py``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import shutil
@@ -24,12 +25,13 @@ from typing import Literal
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from scalebio import distributed
-from scalebio.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, truncate_metrics
+from scalebio.callbacks import default_callbacks
+from scalebio.checkpoint import latest_checkpoint, load_checkpoint, truncate_metrics
 from scalebio.common.config import as_dict
 from scalebio.common.data import collate, load_sources, load_split, read_jsonl
+from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import check_tokenizer_matches, load_model, load_tokenizer
 from scalebio.common.runtime import (
     ConfigError,
@@ -40,13 +42,12 @@ from scalebio.common.runtime import (
     seed_everything,
     setup_logging,
 )
-from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
 from scalebio.objectives import Objectives, ObjectivesConfig, group_by_target
 from scalebio.sampling import CycleSampler, IIDSampler
 from scalebio.weights import SourceWeights, WeightAverage, movement_summary
 
-log = logging.getLogger("scalebio")
+log = logging.getLogger(__name__)
 OFFICIAL_LR_THETA = 1e-2  # run_scalebio.sh --lambda_lr (METHOD.md §9)
 
 
@@ -119,7 +120,7 @@ class ScaleBiOConfig:
     device: str = "auto"
     """auto (CUDA if available), cpu, or cuda."""
     distributed: Literal["ddp", "fsdp"] = "ddp"
-    """Strategy under torchrun/accelerate: ddp (full copies, averaged gradients) or fsdp (FULL_SHARD, use_orig_params)."""
+    """Strategy under torchrun/accelerate: ddp (full copies, averaged gradients) or fsdp (FSDP2 ``fully_shard`` per decoder block: parameters, gradients and optimizer state sharded, every parameter its own DTensor)."""
     checkpoint_every: int = 50
     """Save a resumable checkpoint every N steps (latest kept); 0 = never."""
     resume: bool = True
@@ -215,7 +216,7 @@ def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-# ---- the run (a torchtune-style recipe: set-up, resume, loop, step-end hook) ---------------------------
+# ---- the run (a torchtune-style recipe: set-up, resume, then step and callbacks) ------------------------
 class ScaleBiORecipe:
     """One ScaleBiO run: ``setup()`` builds data, models and optimizers and resumes; ``train()`` loops over steps."""
 
@@ -230,8 +231,6 @@ class ScaleBiORecipe:
         )
         self.start = self.tokens_total = 0
         self.clipped = {"u": 0, "w": 0}  # steps whose gradient norm was clipped, per model
-        self.clip_warned = False
-        self.bar = None
 
     # ---- set-up ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -350,37 +349,43 @@ class ScaleBiORecipe:
         return load(self.train_set, self.train_sampler), (val if self.cfg.objectives else val["validation"])
 
     def train(self) -> RunResult:
-        """Run the remaining steps; returns the learned weights (the caller writes selection.json)."""
-        cfg, mm = self.cfg, self.mm
-        if cfg.progress and self.dist.is_main:
-            self.bar = tqdm(total=self.total, initial=self.start, desc="scalebio", unit="step", dynamic_ncols=True)
-        metrics_file = open(self.run_dir / "metrics.jsonl", "a") if self.dist.is_main else None
+        """Run the remaining steps, each step's metrics row handed to the callbacks in order; returns the learned
+        weights (the caller writes selection.json)."""
+        callbacks = default_callbacks(self.dist.is_main, self.cfg.progress, self.cfg.checkpoint_every)
         try:
+            for cb in callbacks:
+                cb.pre_train(self)
             for step in range(self.start, self.total):
-                t0 = time.time()
-                outer = step // self.inner
-                mm.alpha = cfg.alpha * cfg.tau ** (outer + 1)  # α ← α·τ at the start of each outer iteration
-                lrs = set_learning_rates((mm.opt_u, mm.opt_w, mm.opt_theta), self.lr_factors[step])
-                for lisa in self.lisa:
-                    lisa.maybe_switch(step)
-                train_batches, val_batches = self._batches(step)
-                stats = mm.step(train_batches, val_batches, step)
-                self._on_step_end(step, stats, lrs, train_batches, val_batches, time.time() - t0, metrics_file)
+                row = self._step(step)
+                for cb in callbacks:
+                    cb.post_step(self, step, row)
         finally:
-            if metrics_file is not None:
-                metrics_file.close()
-            if self.bar is not None:
-                self.bar.close()
+            for cb in callbacks:
+                cb.close()
         return self._finish()
 
-    def _on_step_end(self, step, stats, lrs, train_batches, val_batches, seconds, metrics_file) -> None:
-        """Metrics row, log line, progress bar, checkpoint."""
-        cfg, dist = self.cfg, self.dist
+    def _step(self, step: int) -> dict:
+        """One step: α and the learning rates of its place in the schedule, LISA's blocks, the batches, the update
+        (``Minimax.step``); returns its metrics row."""
+        cfg, mm = self.cfg, self.mm
+        t0 = time.time()
+        outer = step // self.inner
+        mm.alpha = cfg.alpha * cfg.tau ** (outer + 1)  # α ← α·τ at the start of each outer iteration
+        lrs = set_learning_rates((mm.opt_u, mm.opt_w, mm.opt_theta), self.lr_factors[step])
+        for lisa in self.lisa:
+            lisa.maybe_switch(step)
+        train_batches, val_batches = self._batches(step)
+        stats = mm.step(train_batches, val_batches, step)
+        return self._metrics(step, stats, lrs, train_batches, val_batches, time.time() - t0)
+
+    def _metrics(self, step, stats, lrs, train_batches, val_batches, seconds) -> dict:
+        """The step's row of ``metrics.jsonl``; also counts the run's tokens and clipped steps and feeds the average
+        of p (``stabilize``), on every process (the token count is all-reduced)."""
         # Tokens processed: u and w each see the training batch, w also the validation batch.
         n_tok = sum(int(b["attention_mask"].sum()) for b in train_batches) * 2
         val_batches = [b for bs in val_batches.values() for b in bs] if isinstance(val_batches, dict) else val_batches
         n_tok += sum(int(b["attention_mask"].sum()) for b in val_batches)
-        n_tok = int(dist.all_reduce_sum(torch.tensor(n_tok)))
+        n_tok = int(self.dist.all_reduce_sum(torch.tensor(n_tok)))
         self.tokens_total += n_tok
         for name in ("u", "w"):
             self.clipped[name] += bool(stats[f"clipped_{name}"])
@@ -404,38 +409,10 @@ class ScaleBiORecipe:
             row["weights_stabilized"] = dict(zip(self.names, average.tolist()))
         if self.lisa:
             row["lisa_u"], row["lisa_w"] = self.lisa[0].active, self.lisa[1].active
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(row) + "\n")
-            metrics_file.flush()
-            if (step + 1) % 10 == 0 or step + 1 == self.total:
-                log.info(
-                    "step %d/%d L1(w)=%.4f L2(w)=%.4f L2(u)=%.4f gap=%.2e clipped u/w %.0f%%/%.0f%% p=%s",
-                    step + 1, self.total, stats["L1(w)"], stats["L2(w)"], stats["L2(u)"], stats["gap"],
-                    100 * clip_frac["u"], 100 * clip_frac["w"], {k: round(v, 4) for k, v in row["weights"].items()},
-                )  # fmt: skip
-            self._warn_if_mostly_clipped(step + 1, clip_frac)
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(L1=f"{stats['L1(w)']:.3f}", gap=f"{stats['gap']:.1e}")
-        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < self.total:
-            save_checkpoint(self.run_dir, step + 1, self.mm, dist, self.cfg_hash, self.tokens_total, self.clipped,
-                            self.average.state_dict())  # fmt: skip
+        return row
 
     def clip_fraction(self, steps: int) -> dict[str, float]:
         return {name: n / max(steps, 1) for name, n in self.clipped.items()}
-
-    def _warn_if_mostly_clipped(self, steps: int, clip_frac: dict[str, float]) -> None:
-        """Once, from a quarter of the run on (the first steps of a fresh model are large anyway): clipped in most
-        steps, u and w move by normalised gradients of length α, not as the official settings intend (METHOD.md §6)."""
-        if self.clip_warned or steps < min(self.total, max(10, self.total // 4)) or max(clip_frac.values()) <= 0.5:
-            return
-        self.clip_warned = True
-        log.warning(
-            "gradient clipping at alpha*max_grad_norm was active in %.0f%% (u) and %.0f%% (w) of the %d steps so far: "
-            "u and w follow normalised gradients, where the official settings clip rarely (METHOD.md §6). Short "
-            "responses raise the gradient norm; loss_span=assistant_turn (the official span) lowers it",
-            100 * clip_frac["u"], 100 * clip_frac["w"], steps,
-        )  # fmt: skip
 
     def _finish(self) -> RunResult:
         cfg, dist, mm = self.cfg, self.dist, self.mm

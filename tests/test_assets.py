@@ -1,4 +1,8 @@
-"""Embedded assets: the SmolLM2 conversion, the MT-Bench files, the tiny model and the data builders."""
+"""Embedded assets: the SmolLM2 conversion, the MT-Bench files, the tiny model and the data builders.
+
+Modules: `scalebio/assets/models.py`, `scalebio/assets/embedded.py`, `scalebio/assets/folders.py`,
+`scalebio/assets/arithmetic.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """Config mistakes: each is one line from `python -m scalebio check-config`, and `snakemake -n` stops with the same
-message (both run scalebio.common.configcheck.workflow_config). tests/README.md lists every case.
+message (both run scalebio.pipeline.configcheck.workflow_config). tests/README.md lists every case.
 
 A case changes one experiment ``{e}`` of a small valid config (or a top-level key), so many cases fit in one config:
 the agreement test runs `snakemake -n` once per group (schema, checks, the YAML file itself), not once per case.
+
+Modules: `scalebio/pipeline/configcheck.py`, `scalebio/assets/builder_options.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalebio.common.configcheck import main as check_config_main
+from scalebio.pipeline.configcheck import main as check_config_main
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -166,6 +168,27 @@ CASES = [
     ),
     ("unknown evaluation", "check", _set("evals", ["vibes"]), "evaluation 'vibes' is not registered"),
     (
+        "a log-prob judge that is not a model of the config (stopped only the DAG before)",
+        "check",
+        _both(_set("evals", ["mtbench"]), _set("eval", {"mtbench": {"judge_model": "no_such_judge"}})),
+        "eval.mtbench.judge_model 'no_such_judge' is not a key of models:",
+    ),
+    (
+        "FSDP in one process on a multi-GPU job (stopped only the DAG before)",
+        "launch",
+        _both(
+            _top("resources", {"gpus_per_job": 8, "launcher": "python"}),
+            _top("methods.scalebio", {"distributed": "fsdp"}),
+        ),
+        "methods.scalebio.distributed is fsdp, but resources.launcher: python starts one process on a job with 8 GPUs",
+    ),
+    (
+        "an official: data entry without an official: section (stopped only the DAG before)",
+        "check",
+        _set("data", {"sources": {"a": "official:data/a.jsonl"}, "validation": "official:data/v.jsonl"}),
+        "data uses 'official:data/a.jsonl' but the config has no official: section",
+    ),
+    (
         "reserved source name",
         "check",
         _set("data", {"sources": {"validation": "a.jsonl"}, "validation": "v.jsonl"}),
@@ -258,7 +281,7 @@ CASES = [
         "source 'a' 'pxyyy/SlimOrca' is not a local file and the hub is off",
     ),
 ]
-GROUPS = ("schema", "check")
+GROUPS = ("schema", "check", "launch")
 
 
 def _config(cases) -> tuple[dict, list[str]]:

@@ -1,5 +1,8 @@
 """Bad inputs, table-driven: each gets one clear line (file, key or source, and what to do), exit status 2, and leaves
-nothing Snakemake would take as done. tests/README.md lists every case covered in the suite."""
+nothing Snakemake would take as done. tests/README.md lists every case covered in the suite.
+
+Modules: `scalebio/cli.py` (reweight's overrides), `scalebio/common/selection.py` (hand-edited selections).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalebio.common.configcheck import check, schema_errors
-from scalebio.common.configcheck import main as check_config_main
 from scalebio.common.data import load_sources, read_jsonl
 from scalebio.common.runtime import AssetError, DataError, atomic_dir
+from scalebio.pipeline.configcheck import check, schema_errors
+from scalebio.pipeline.configcheck import main as check_config_main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,8 @@
 """Bad inputs and faults that only a job meets: names that would leave their folder, records that are not
 conversations, negative seeds on the command line, a disk that fills up. Each gets one `error: ...` line, exit
 status 2, and leaves no file outside its folder and no output Snakemake would take as done (tests/README.md).
+
+Modules: `scalebio/common/paths.py` (`inside`), `scalebio/common/runtime.py` (failed writes).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from baselines import doremi
+from scalebio.common.registry import run_method
 from scalebio.common.runtime import SuiteError
 from scalebio.common.selection import MethodInputs, read_selection
 
@@ -57,7 +58,7 @@ def test_weight_of_the_largest_excess_loss_domain_rises(tiny_model_dir, tmp_path
     train = {"max_steps": 30, "global_batch_size": 6, "micro_batch_size": 6, "learning_rate": 2e-3, "max_length": 64}
     opts = {"train": train, "proxy_steps": 10}
     inputs = MethodInputs(str(data), str(tiny_model_dir), str(tmp_path / "run"), budget=12, options=opts)
-    sel = read_selection(doremi.select(inputs))
+    sel = read_selection(run_method(inputs, "doremi"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics["mean_excess_loss"]) == {"easy", "random1", "random2"}
     trace = json.loads((tmp_path / "run" / "trace.json").read_text())
@@ -74,8 +75,8 @@ def test_weight_of_the_largest_excess_loss_domain_rises(tiny_model_dir, tmp_path
 
 def test_bad_options_and_budget(tiny_model_dir, denoise_data_dir, tmp_path):
     def run(budget, options):
-        return doremi.select(
-            MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget, 0, options)
+        return run_method(
+            MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget, 0, options), "doremi"
         )
 
     with pytest.raises(SuiteError, match="larger than the pool"):

@@ -1,4 +1,7 @@
-"""LESS: batched per-example features vs a direct gradient, denoising selection, bad input."""
+"""LESS: batched per-example features vs a direct gradient, denoising selection, bad input.
+
+Modules: `baselines/less.py`, `baselines/_common.py`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import torch.nn.functional as F
 from baselines import less
 from scalebio.common.data import collate, load_split
 from scalebio.common.modeling import load_tokenizer, per_example_loss
+from scalebio.common.registry import run_method
 from scalebio.common.runtime import SuiteError
 from scalebio.common.selection import MethodInputs, read_selection
 
@@ -85,7 +89,7 @@ def test_score_is_lr_free_cosine_with_subtask_reduction():
 
 def test_less_selects_clean_examples(tiny_model_dir, denoise_data_dir, tmp_path):
     inputs = MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=64, options=TINY_LESS)
-    sel = read_selection(less.select(inputs))
+    sel = read_selection(run_method(inputs, "less"))
     assert sel["kind"] == "examples" and len(sel["examples"]) == 64
     assert len({(e["source"], e["id"]) for e in sel["examples"]}) == 64
     assert corruption(sel, denoise_data_dir) <= 0.3  # pool mean is 0.5
@@ -108,7 +112,7 @@ def test_less_selects_clean_examples(tiny_model_dir, denoise_data_dir, tmp_path)
 def test_bad_input_fails_before_training(tiny_model_dir, denoise_data_dir, tmp_path, budget, options, message):
     inputs = MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=budget, options=options)
     with pytest.raises(SuiteError, match=message):
-        less.select(inputs)
+        run_method(inputs, "less")
     assert not (tmp_path / "selection.json").exists()
     assert not (tmp_path / "checkpoints").exists()
 

@@ -1,4 +1,7 @@
-"""The oracles (reference points): the best source mixture the caps allow, and the all-clean example selection."""
+"""The oracles (reference points): the best source mixture the caps allow, and the all-clean example selection.
+
+Modules: `baselines/oracle.py`, `baselines/oracle_clean.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 import pytest
 
 from baselines.oracle import fill, ranked_groups
+from scalebio.common.registry import run_method
 from scalebio.common.selection import MethodInputs, read_selection
 
 
@@ -43,12 +47,11 @@ def test_fill_refuses_a_budget_larger_than_the_pool():
 def test_oracles_on_the_denoising_pool(tmp_path, denoise_data_dir, method, harmful):
     """5 sources × 64 at 0/25/50/75/100 % noise, N = 128: the mixture takes noise000 and noise025 (16 of 128
     corrupted); the example-level oracle takes 128 clean rows (64 + 48 + 16)."""
-    from importlib import import_module
 
     from scalebio.report.collect import selection_corruption
 
     inputs = MethodInputs(str(denoise_data_dir), "unused", str(tmp_path), budget=128, seed=0)
-    sel = read_selection(import_module(f"baselines.{method}").select(inputs))
+    sel = read_selection(run_method(inputs, method))
     assert selection_corruption(sel, denoise_data_dir) == pytest.approx(harmful)
     if method == "oracle":
         assert sel["weights"] == {"noise000": 0.5, "noise025": 0.5, "noise050": 0.0, "noise075": 0.0, "noise100": 0.0}

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from baselines import rho_loss
 from scalebio.common.data import load_split
 from scalebio.common.modeling import IGNORE_INDEX, load_model, load_tokenizer
+from scalebio.common.registry import run_method
 from scalebio.common.runtime import SuiteError
 from scalebio.common.selection import MethodInputs, read_selection
 
@@ -61,7 +62,7 @@ def test_softmax_selection_samples_without_replacement():
 
 def test_rho_loss_selects_clean_examples(tiny_model_dir, denoise_data_dir, tmp_path):
     inputs = MethodInputs(str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=64, options=TINY_RHO)
-    sel = read_selection(rho_loss.select(inputs))
+    sel = read_selection(run_method(inputs, "rho_loss"))
     flags = {}
     for f in (denoise_data_dir / "sources").glob("*.jsonl"):
         for line in f.read_text().splitlines():
@@ -86,10 +87,10 @@ def test_validation_without_response_tokens_fails_before_training(tiny_model_dir
         str(data), str(tiny_model_dir), str(tmp_path / "run"), budget=4, options={"holdout": {"max_length": 64}}
     )
     with pytest.raises(SuiteError, match="validation set"):
-        rho_loss.select(inputs)
+        run_method(inputs, "rho_loss")
     (data / "sources" / "empty.jsonl").write_text("")
     with pytest.raises(SuiteError, match="empty"):
-        rho_loss.select(inputs)
+        run_method(inputs, "rho_loss")
     assert not (tmp_path / "run" / "selection.json").exists()
 
 
@@ -98,4 +99,4 @@ def test_wrong_option_type(tiny_model_dir, denoise_data_dir, tmp_path):
         str(denoise_data_dir), str(tiny_model_dir), str(tmp_path), budget=4, options={"holdout": {"epochs": "3"}}
     )
     with pytest.raises(SuiteError, match="methods.rho_loss.holdout.epochs"):
-        rho_loss.select(inputs)
+        run_method(inputs, "rho_loss")

@@ -1,5 +1,8 @@
 """Sources found automatically (``data.clusters``): the denoising pool merged into one unlabeled source is
-clustered back into clean and corrupted examples, and the result is an ordinary data folder."""
+clustered back into clean and corrupted examples, and the result is an ordinary data folder.
+
+Modules: `scalebio/assets/clusters.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Documentation that must not drift: the config option reference, the README's first screen and its rerun and
-check-config sections, the default profile's place, and tests/README.md's bad-input table against the tests."""
+check-config sections, the default profile's place, and tests/README.md's bad-input table against the tests.
+
+Modules: `scalebio/tools/docs.py`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_config_readme_option_reference_is_generated_from_the_code():
     r = subprocess.run(
-        [sys.executable, "-m", "scalebio.report.docs", "--check"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "scalebio.tools.docs", "--check"], cwd=ROOT, capture_output=True, text=True
     )
     assert r.returncode == 0, r.stderr
 
@@ -153,3 +156,81 @@ def test_readme_leads_to_check_config_first_and_says_what_a_missing_model_does()
     assert "python -m scalebio check-config" in direct and "make check CONFIG=" in direct
     assert "A missing model therefore stops the run before any job starts" in direct
     assert "\ncheck: setup\n\t$(PY) -m scalebio check-config $(CONFIG)" in (ROOT / "Makefile").read_text()
+
+
+# ---- the maps: every module that exists is named where a reader looks for it ----------------------------------------
+def _modules(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+
+
+def _packages() -> list[str]:
+    return sorted(p.name for p in (ROOT / "scalebio").iterdir() if (p / "__init__.py").exists())
+
+
+def _names(text: str, name: str, suffix: str = "") -> bool:
+    """``name`` (or ``name`` + suffix) quoted as code: `name`, ``name``, `name.py`."""
+    return re.search(rf"`{{1,2}}{re.escape(name)}(?:{re.escape(suffix)})?`{{1,2}}", text) is not None
+
+
+def _table_row(text: str, first_cell: str) -> str:
+    row = next((ln for ln in text.splitlines() if ln.startswith(f"| {first_cell} |")), None)
+    assert row is not None, f"no table row for {first_cell}"
+    return row
+
+
+def test_scalebio_readme_map_names_every_module():
+    text = (ROOT / "scalebio" / "README.md").read_text()
+    section = text.split("## Map", 1)[1].split("\n## ", 1)[0]
+    missing = [f"{m}.py" for m in _modules(ROOT / "scalebio") if not _names(section, m, ".py")]
+    for package in _packages():
+        row = _table_row(section, f"`{package}/`")
+        missing += [f"{package}/{m}" for m in _modules(ROOT / "scalebio" / package) if not _names(row, m)]
+    assert not missing, f"scalebio/README.md's map does not name {missing}"
+
+
+def test_readme_folder_table_names_every_package_and_module():
+    """The README's folder table: scalebio's packages and top-level modules, every baseline and evaluation module (the
+    per-module map of scalebio's packages is scalebio/README.md's, checked above)."""
+    text = (ROOT / "README.md").read_text()
+    row = _table_row(text, "`scalebio/`")
+    missing = [f"{p}/" for p in _packages() if not _names(row, p, "/")]
+    missing += [f"{m}.py" for m in _modules(ROOT / "scalebio") if not _names(row, m, ".py")]
+    for folder in ("baselines", "eval"):
+        row = _table_row(text, f"`{folder}/`")
+        missing += [f"{folder}/{m}" for m in _modules(ROOT / folder) if not _names(row, m, ".py")]
+    assert not missing, f"README.md's folder table does not name {missing}"
+
+
+def test_package_docstrings_name_every_module():
+    import ast
+
+    missing = []
+    folders = [ROOT / "scalebio" / p for p in _packages()] + [ROOT / "baselines", ROOT / "eval", ROOT / "scalebio"]
+    for folder in folders:
+        doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+        missing += [f"{folder.relative_to(ROOT)}/{m}" for m in _modules(folder) if not _names(doc, m, ".py")]
+        if folder == ROOT / "scalebio":
+            missing += [f"scalebio/{p}/" for p in _packages() if not _names(doc, p, "/")]
+    assert not missing, f"package docstrings do not name {missing}"
+
+
+def test_config_readme_lists_every_builder_and_the_eval_readme_every_evaluation():
+    from scalebio.assets.embedded import BUILDERS
+    from scalebio.common.registry import EVAL_GROUP, registered
+
+    config = (ROOT / "config" / "README.md").read_text()
+    builders_row = next(ln for ln in config.splitlines() if ln.startswith("| `data` |"))
+    assert all(b in builders_row for b in BUILDERS), sorted(BUILDERS)
+    table = config.split("### Embedded data builders", 1)[1].split("\n### ", 1)[0]
+    assert all(f"| `{b}` |" in table for b in BUILDERS), sorted(BUILDERS)
+    evals = (ROOT / "eval" / "README.md").read_text()
+    assert all(f"eval.{e}" in evals or f"eval/{e}.py" in evals for e in registered(EVAL_GROUP))
+
+
+def test_readme_pipeline_diagram_names_the_default_runs_evaluations():
+    import yaml
+
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    evals = {e for spec in default["experiments"].values() for e in spec.get("evals", [])}
+    diagram = (ROOT / "README.md").read_text().split("## The pipeline", 1)[1].split("```", 2)[1]
+    assert all(e in diagram for e in evals), (sorted(evals), diagram)

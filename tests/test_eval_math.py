@@ -1,4 +1,7 @@
-"""Math evaluation: extractor + math-verify grader (table-driven), dataset loaders, a tiny-model run."""
+"""Math evaluation: extractor + math-verify grader (table-driven), dataset loaders, a tiny-model run.
+
+Modules: `eval/math.py`, `eval/generation.py` (the HF backend), `eval/common.py` (the CLI and summary).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""MT-Bench: FastChat answer/judgment formats, the log-prob judge, the openai judge over real local HTTP."""
+"""MT-Bench: FastChat answer/judgment formats, the log-prob judge, the openai judge over real local HTTP.
+
+Modules: `eval/mtbench.py`, `eval/judges.py`.
+"""
 
 from __future__ import annotations
 

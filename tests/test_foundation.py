@@ -1,4 +1,8 @@
-"""Foundation: shared data/model code, config validation, selection contract, atomic outputs."""
+"""Foundation: shared data/model code, config validation, selection contract, atomic outputs.
+
+Modules: `scalebio/common/config.py`, `scalebio/common/data.py`, `scalebio/common/modeling.py`,
+`scalebio/common/runtime.py`, `scalebio/common/selection.py`, `scalebio/common/training.py`.
+"""
 
 from __future__ import annotations
 

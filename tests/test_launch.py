@@ -1,4 +1,4 @@
-"""Launch by resources: the one launch decision (scalebio/common/launch.py), its errors, and the ci DAG on
+"""Launch by resources: the one launch decision (scalebio/pipeline/launch.py), its errors, and the ci DAG on
 2 gloo processes giving what one process gives (ScaleBiO weights, ZeRO SFT loss curve, math answers)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalebio.common.launch import MULTI_PROCESS, plan
 from scalebio.common.runtime import ConfigError
+from scalebio.pipeline.launch import ASK_THE_METHOD, MULTI_PROCESS, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -78,11 +78,38 @@ def test_fsdp_without_launcher_on_a_multi_gpu_machine_fails_at_run_time(monkeypa
 
 
 def test_multi_process_methods_are_the_ones_that_run_under_a_process_group():
-    """The launch table names ScaleBiO as the only multi-process method; its trainer is the one that joins the
-    launcher's process group (scalebio.distributed.init); the baselines never touch torch.distributed."""
-    assert MULTI_PROCESS["select"] == {"scalebio"}
+    """Each method declares whether it launches multi-process (its INFO); the launch table names none. ScaleBiO is the
+    only one that does, and its trainer is the one that joins the launcher's process group (scalebio.distributed.init);
+    the baselines never touch torch.distributed."""
+    from scalebio.common.registry import method_info, registered
+
+    assert MULTI_PROCESS["select"] == ASK_THE_METHOD
+    assert {n for n in registered() if method_info(n).multi_process} == {"scalebio"}
     for module in ("uniform", "less", "rho_loss", "doremi", "_common"):
         assert "torch.distributed" not in (ROOT / "baselines" / f"{module}.py").read_text()
+
+
+def test_a_scalebio_variant_launches_like_scalebio():
+    """A variant reached through ``methods.<m>.module`` (scalebio_lr10) is multi-process as its module declares."""
+    variant = plan("select", "scalebio_lr10", {"gpus_per_job": 8}, module="scalebio.method")
+    assert (variant.command, variant.processes, variant.gpus) == (TORCHRUN.format(8), 8, 8)
+
+
+def test_scalebio_variant_plans_a_multi_process_launch_in_a_paper_config_dry_run(tmp_path):
+    """scalebio_lr10 (``module: scalebio.method``) added to a paper config: its select job starts one process per GPU
+    under torchrun and asks SLURM for all of them (it ran as one process on an 8-GPU job before)."""
+    cfg = yaml.safe_load((ROOT / "config" / "paper" / "math_llama3_8b.yaml").read_text())
+    exp = next(iter(cfg["experiments"]))
+    cfg["methods"]["scalebio_lr10"] = dict(cfg["methods"]["scalebio"], module="scalebio.method")
+    cfg["experiments"][exp]["methods"].append("scalebio_lr10")
+    gpus = cfg["resources"]["gpus_per_job"]
+    path = tmp_path / "lr10.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    args = [BIN / "snakemake", "-n", "-p", "--forceall", "--cores", "1", "--configfile", path]
+    r = _run([*args, "--profile", "workflow/profiles/slurm"], cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    shells = [ln for ln in r.stdout.splitlines() if "-m scalebio select --method scalebio_lr10" in ln]
+    assert shells and all(TORCHRUN.format(gpus) in ln for ln in shells), shells[:1]
 
 
 def _run(args, cwd, timeout=1200):
@@ -119,8 +146,8 @@ def test_ci_2proc_dag_matches_one_process(tmp_path):
     import torch
 
     from eval.math import main as math_main
+    from scalebio.common.registry import run_method
     from scalebio.common.selection import MethodInputs, read_selection
-    from scalebio.method import select
     from scalebio.sft.finetune import LOG_FILE, finetune
 
     cfg = yaml.safe_load((ROOT / "config" / "ci_2proc.yaml").read_text())
@@ -130,7 +157,7 @@ def test_ci_2proc_dag_matches_one_process(tmp_path):
     inputs = MethodInputs(
         data_dir=str(res / "data"), model=str(model), out_dir=str(tmp_path / "one"), budget=24, options=opts
     )
-    one = read_selection(select(inputs))
+    one = read_selection(run_method(inputs, "scalebio"))
     two = read_selection(run / "selection.json")
     assert one["weights"] != {k: 1 / 3 for k in one["weights"]}  # the weights moved
     assert max(abs(one["weights"][k] - two["weights"][k]) for k in one["weights"]) <= 1e-5, (one, two)

@@ -1,6 +1,9 @@
 """The real-model miniatures: the arithmetic and verifiable-instruction pools are what their cards say, the
 IFEval grader agrees with a table of compliant and non-compliant answers, the oracle puts the budget on the
-card's targets, and the paper-vs-ours table shows no paper number without its source."""
+card's targets, and the paper-vs-ours table shows no paper number without its source.
+
+Modules: `scalebio/assets/instructions.py`, `eval/ifeval.py`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import pytest
 
 from scalebio.assets.embedded import build
 from scalebio.common.data import read_jsonl
+from scalebio.common.registry import run_method
 from scalebio.common.runtime import ConfigError, DataError
 from scalebio.common.selection import MethodInputs, read_selection
 
@@ -118,20 +122,18 @@ def _pool(root, card):
 
 
 def test_oracle_spends_the_budget_on_the_card_targets(tmp_path):
-    from baselines import oracle
 
     data = _pool(tmp_path / "d", {"targets": ["clean"]})
-    sel = read_selection(oracle.select(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5)))
+    sel = read_selection(run_method(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5), "oracle"))
     assert sel["method"] == "oracle" and sel["weights"] == {"chat": 0.0, "clean": 1.0, "noisy": 0.0}
 
 
 @pytest.mark.parametrize("card", [None, {"targets": []}, {"targets": ["missing"]}])
 def test_oracle_is_undefined_without_known_targets(tmp_path, card):
-    from baselines import oracle
 
     data = _pool(tmp_path / "d", card)
     with pytest.raises(ConfigError, match="card.json"):
-        oracle.select(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5))
+        run_method(MethodInputs(str(data), "unused", str(tmp_path / "run"), budget=5), "oracle")
     assert not (tmp_path / "run" / "selection.json").exists()
 
 

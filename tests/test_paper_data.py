@@ -1,6 +1,9 @@
 """The paper's data by rules, offline: the official repository's files at a pinned commit (a local git
 repository with the official layout and record schema stands in for GitHub) and hub datasets in hub format
-(a local folder of parquet shards stands in for the hub), through the same code paths the paper configs use."""
+(a local folder of parquet shards stands in for the hub), through the same code paths the paper configs use.
+
+Modules: `scalebio/assets/official.py`.
+"""
 
 from __future__ import annotations
 

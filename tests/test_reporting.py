@@ -1,5 +1,10 @@
 """Report stage: composition and harmful share of selections, statistics over seeds, claims with verdicts, the
-tables and figures of an experiment, and the paper-vs-ours tables (no number without a source)."""
+tables and figures of an experiment, and the paper-vs-ours tables (no number without a source).
+
+Modules: `scalebio/report/tables.py`, `scalebio/report/collect.py`, `scalebio/report/compare.py`,
+`scalebio/report/claims.py`, `scalebio/report/cost.py`, `scalebio/report/weights_table.py`,
+`scalebio/report/markdown.py`, `scalebio/report/paper.py`, `scalebio/report/paper_vs_ours.py`.
+"""
 
 from __future__ import annotations
 

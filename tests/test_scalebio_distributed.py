@@ -27,11 +27,11 @@ def _torchrun(cfg: Path, nproc: int = 2) -> subprocess.CompletedProcess:
 def _one_process(data, model, out, options) -> dict:
     import torch
 
-    from scalebio.method import select
+    from scalebio.common.registry import run_method
 
     torch.set_num_threads(1)  # as in the torchrun workers
     inputs = MethodInputs(data_dir=str(data), model=str(model), out_dir=str(out), budget=1, seed=0, options=options)
-    return read_selection(select(inputs))
+    return read_selection(run_method(inputs, "scalebio"))
 
 
 def _compare(a: dict, b: dict, tol: float = 1e-5) -> None:

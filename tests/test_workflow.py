@@ -1,4 +1,8 @@
-"""The workflow: DAG listing, lint/format gates, config validation, and the ci config end to end."""
+"""The workflow: DAG listing, lint/format gates, config validation, and the ci config end to end.
+
+Modules: `scalebio/pipeline/resolve.py` (twins), `scalebio/report/summary.py` (the ci run's cross-experiment
+report).
+"""
 
 from __future__ import annotations
 
@@ -256,6 +260,8 @@ def test_ci_config_runs_the_whole_dag_end_to_end(ci_run):
     for name in ["weights.csv", "downstream.csv", "cost.csv", "claims.csv", "weights.png", "trajectory.png"]:
         assert (results / "denoise" / "report" / name).exists(), f"report output {name} missing"
     assert "scalebio" in (results / "denoise" / "report" / "weights.csv").read_text()
+    for name in ["paper_vs_ours_math.csv", "paper_vs_ours_mtbench.md", "runtime.csv"]:  # report.summary's
+        assert (results / "report" / name).exists(), f"summary output {name} missing"
     assert (results / "logs" / "select" / "denoise" / "tiny" / "scalebio" / "s0.log").exists()
     assert (results / "benchmarks" / "finetune" / "denoise" / "tiny" / "uniform" / "s0.tsv").exists()
     weights = json.loads((results / "denoise" / "tiny" / "scalebio" / "s0" / "selection.json").read_text())["weights"]
@@ -313,9 +319,9 @@ def test_seeds_are_a_wildcard_and_the_report_aggregates_them(tmp_path):
 
 
 def test_selection_twins_are_found_only_where_the_selection_is_the_same_by_construction():
-    """configcheck.selection_twin on the default config: the online study's ScaleBiO runs and the stability study's
+    """resolve.selection_twin on the default config: the online study's ScaleBiO runs and the stability study's
     first three seeds are denoise's; other seeds, other options, other data (clusters) and other pools are not."""
-    from scalebio.common.configcheck import selection_twin
+    from scalebio.pipeline.resolve import selection_twin
 
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     twin = functools.partial(selection_twin, cfg, model="tiny")

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalebio.common.config import as_dict, from_dict, parse_json_object
-from scalebio.common.paths import inside
-from scalebio.common.runtime import ConfigError, atomic_dir, check_seed, main_guard, write_jsonl
+from scalebio.common.data import write_data_folder
+from scalebio.common.runtime import ConfigError, check_seed, main_guard
 
 
 @dataclass
@@ -170,13 +170,12 @@ def build_clusters(pool_dir, out_dir, model_path, cfg: ClustersConfig, seed: int
         },
         **card_checks(pool_card, members, cfg.label),
     }
-    with atomic_dir(out_dir) as tmp:
+    with write_data_folder(out_dir) as folder:
         for n, rows in members.items():
-            write_jsonl(inside(tmp, "sources", f"{n}.jsonl"), [dict(r, id=f"{n}-{i}") for i, r in enumerate(rows)])
-        for split in ("validation.jsonl", "test.jsonl", "tune.jsonl"):  # the pool's one held-out split
-            if (pool_dir / split).exists():
-                (tmp / split).write_bytes((pool_dir / split).read_bytes())
-        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+            folder.source(n, [dict(r, id=f"{n}-{i}") for i, r in enumerate(rows)], what="path")
+        for split in ("validation", "test", "tune"):  # the pool's one held-out split
+            folder.copy_split(split, pool_dir)
+        folder.card(card)
     return card
 
 

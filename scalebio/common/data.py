@@ -16,14 +16,17 @@ every stage's default) or the whole turn with its role header (``"assistant_turn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalebio.common.runtime import DataError, json_object
+from scalebio.common.paths import inside
+from scalebio.common.runtime import DataError, atomic_dir, atomic_write_json, json_object, write_jsonl
 
-log = logging.getLogger("scalebio")
+log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 """Label of tokens that carry no loss (prompt, padding): PyTorch's and Hugging Face's convention."""
 
@@ -200,6 +203,43 @@ def list_sources(data_dir: str | os.PathLike) -> dict[str, str]:
             f"'{src_dir}': source file(s) {reserved} use a reserved name {RESERVED_SOURCE_NAMES}; rename them"
         )
     return {f.stem: str(f) for f in files}
+
+
+class DataFolder:
+    """A data folder being written (``write_data_folder``): ``sources/<name>.jsonl``, the splits, ``card.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def source(self, name: str, rows: list[dict], what: str | None = None) -> Path:
+        """``sources/<name>.jsonl`` (a name that would leave the folder is refused: ``paths.inside``)."""
+        path = inside(self.root, "sources", f"{name}.jsonl", what=what or f"source '{name}'")
+        write_jsonl(path, rows)
+        return path
+
+    def split(self, name: str, rows: list[dict], what: str = "path") -> Path:
+        """``<name>.jsonl`` at the top: ``validation``, ``test`` or ``tune``."""
+        path = inside(self.root, f"{name}.jsonl", what=what)
+        write_jsonl(path, rows)
+        return path
+
+    def copy_split(self, name: str, other: Path) -> None:
+        """``<name>.jsonl`` copied byte for byte from another data folder, if it has one."""
+        if (Path(other) / f"{name}.jsonl").exists():
+            (self.root / f"{name}.jsonl").write_bytes((Path(other) / f"{name}.jsonl").read_bytes())
+
+    def card(self, card: dict) -> None:
+        """``card.json``: what the folder holds and where it came from (the report reads it)."""
+        atomic_write_json(self.root / "card.json", card)
+
+
+@contextlib.contextmanager
+def write_data_folder(out_dir: str | os.PathLike) -> Iterator[DataFolder]:
+    """The one writer of data folders (embedded builders, files specs, clusters): everything goes into a temporary
+    sibling that replaces ``out_dir`` only when the block succeeds, so a failed build leaves nothing Snakemake would
+    take as done."""
+    with atomic_dir(out_dir) as tmp:
+        yield DataFolder(tmp)
 
 
 def load_source(name: str, path: str, tokenizer=None, max_length: int = 1024, loss_span: str = "response") -> Source:

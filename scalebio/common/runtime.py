@@ -265,22 +265,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup_logging(run_dir: str | os.PathLike | None = None, name: str = "scalebio") -> logging.Logger:
-    """Log to stderr and, if given, to ``run_dir/log.txt`` (plain text, one line per event)."""
-    logger = logging.getLogger(name)
-    logger.setLevel(logging.INFO)
-    logger.handlers.clear()
+PROJECT_LOGGERS = ("scalebio", "baselines", "eval")
+"""The project's packages. Every module logs to ``logging.getLogger(__name__)``, which propagates to one of these;
+``setup_logging`` gives them their handlers, so a run's ``log.txt`` holds every module's lines."""
+
+
+def setup_logging(run_dir: str | os.PathLike | None = None, name: str | None = None) -> logging.Logger:
+    """Log every project module to stderr and, if given, to ``run_dir/log.txt`` (plain text, one line per event);
+    returns the logger ``name`` (callers pass their ``__name__``)."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(fmt)
-    logger.addHandler(stream)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(Path(run_dir) / "log.txt")
-        fh.setFormatter(fmt)
-        logger.addHandler(fh)
-    logger.propagate = False
-    return logger
+        handlers.append(logging.FileHandler(Path(run_dir) / "log.txt"))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+    for top in PROJECT_LOGGERS:
+        logger = logging.getLogger(top)
+        logger.setLevel(logging.INFO)
+        logger.handlers[:] = handlers
+        logger.propagate = False
+    return logging.getLogger(name or PROJECT_LOGGERS[0])
 
 
 def main_guard(fn):

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebio.common.data import collate
+from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import DTYPES, pooled_token_loss
 from scalebio.common.runtime import ConfigError, world_size
-from scalebio.lisa import LISA, LisaConfig
 
-log = logging.getLogger("scalebio")
+log = logging.getLogger(__name__)
 SAMPLING = ("static", "online", "trajectory")
 """Values of ``SFTConfig.sampling``."""
 
@@ -150,7 +150,7 @@ class SFTConfig:
 
 
 def lisa_callback(model, cfg: LisaConfig, seed: int):
-    """A ``TrainerCallback`` running ``scalebio.lisa.LISA`` on the Trainer's model and optimizer (stream "sft").
+    """A ``TrainerCallback`` running ``scalebio.common.lisa.LISA`` on the Trainer's model and optimizer (stream "sft").
 
     The optimizer is built over all parameters before the first switch; frozen parameters get no gradient
     and AdamW skips them. Switches happen at optimizer steps 0, interval, 2·interval, ...

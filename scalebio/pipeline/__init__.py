@@ -1,2 +1,7 @@
-"""The workflow's Python half: what turns a config into jobs beyond checking it (``tune``: the tuning protocol's
-expansion of a ``tune:`` section into tuning runs)."""
+"""The workflow's Python half: what turns a config into jobs and checks it first.
+
+``resolve`` (one experiment's view of the config: merged sections, seeds, twins), ``configcheck`` (every check of
+a config, run by ``check-config`` and by the DAG), ``launch`` (launcher, processes and GPUs of every job),
+``tune`` (a ``tune:`` section expanded into tuning runs), ``reference`` (a fresh run's tables against the committed
+reference). Above the algorithm, ``sft`` and ``assets``; below ``report`` and ``tools``.
+"""

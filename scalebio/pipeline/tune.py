@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebio.common.config import load_config_file
-from scalebio.common.configcheck import method_module_name, method_options
-from scalebio.common.registry import registered
+from scalebio.common.registry import method_info, registered
 from scalebio.common.runtime import ConfigError
+from scalebio.pipeline.resolve import method_module_name, method_options
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository: a relative ``tune.base`` is read from the working directory, else from here."""
@@ -65,8 +65,9 @@ class TuneConfig:
     """Tuning rows per experiment (``data.options.n_tune``); drawn after every other row of the pool."""
     grid: dict[str, Grid]
     """Per method, its grid."""
-    references: list[str] = field(default_factory=lambda: ["uniform"])
-    """Methods run unchanged beside the grids (the tuning score of the point of comparison)."""
+    references: list[str] | None = None
+    """Methods run unchanged beside the grids (the tuning score of the point of comparison); left out: the control
+    each tuned experiment runs (the method whose INFO says ``anchor: control``, uniform)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Seeds of every tuning run (the score is their mean)."""
 
@@ -97,9 +98,16 @@ def parse(section: dict) -> TuneConfig:
         experiments,
         n_tune,
         grids,
-        list(section.get("references", ["uniform"])),
+        list(section["references"]) if section.get("references") is not None else None,
         list(section.get("seeds", [0])),
     )
+
+
+def references(tune: TuneConfig, config: dict, spec: dict) -> list[str]:
+    """The methods an experiment's tuning runs unchanged: ``tune.references``, else its control (uniform)."""
+    if tune.references is not None:
+        return tune.references
+    return [m for m in spec["methods"] if method_info(m, method_module_name(config, m) or None).anchor == "control"]
 
 
 def variant_name(method: str, index: int) -> str:
@@ -145,7 +153,7 @@ def expand(config: dict) -> dict:
         spec["data"]["options"] = dict(spec["data"].get("options") or {}, n_tune=tune.n_tune[exp])
         (model,) = spec["models"]  # one model per tuned experiment: the grid's values may depend on it
         local = spec.setdefault("method_options", {})
-        methods = [m for m in tune.references if m in spec["methods"]]
+        methods = [m for m in references(tune, base, spec) if m in spec["methods"]]
         for method, grid in tune.grid.items():
             if method not in spec["methods"]:
                 continue

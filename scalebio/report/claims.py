@@ -9,33 +9,22 @@
    difference > 0); and two checks that the miniature can tell methods apart at all: uniform beats the base model,
    each oracle beats uniform.
 
+Which run is ScaleBiO, which are the baselines, the control (uniform) and the reference points (the oracles) is what
+each method's module declares (``scalebio.report.methods``): a new baseline gets its claim without an edit here.
+
 Every claim with an interval has a two-sided p-value against its threshold; Holm's correction runs over all of
 an experiment's claims that have one (``with_holm``), so a verdict that holds after it survives testing them all.
 """
 
 from __future__ import annotations
 
-from scipy.stats import spearmanr
-
+from scalebio.report import methods
 from scalebio.report.compare import base_difference, difference
 from scalebio.report.markdown import p_text
-from scalebio.report.stats import Estimate, holm, seed_bootstrap, t_interval, verdict, verdict_from_p
+from scalebio.report.stats import Estimate, holm, seed_bootstrap, spearman, t_interval, verdict, verdict_from_p
 
-BASELINES = ("uniform", "less", "rho_loss", "reference", "doremi")
 SPEARMAN_TARGET = -0.9 + 1e-9
 """Spearman ≤ −0.9, written as "< −0.9 + 1e-9" so that exactly −0.9 (possible with 5 sources) holds."""
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's ρ; 0 where one side is constant (scipy: nan): weights that did not move carry no ordering."""
-    if len(set(x)) < 2 or len(set(y)) < 2:
-        return 0.0
-    return float(spearmanr(x, y).statistic)
-
-
-def is_oracle(method: str) -> bool:
-    """``oracle``, ``oracle_clean``, ...: reference points that know the answer, not methods."""
-    return method.startswith("oracle")
 
 
 def _row(model, claim, measure, est: Estimate, threshold: float, direction: str, shown: str, **extra) -> dict:
@@ -103,6 +92,7 @@ def metric_name(groups: dict, ev: str) -> str:
 def weight_claims(card: dict, model: str, runs: list, sources: list[str]) -> list[dict]:
     if not runs:
         return []
+    me = runs[0].info.display
     k = max(1, len(sources))
     tag = {"kind": "weights", "comparator": "", "evaluation": "", "metric": "learned weight p"}
     if card.get("noise"):
@@ -111,13 +101,13 @@ def weight_claims(card: dict, model: str, runs: list, sources: list[str]) -> lis
         if best <= SPEARMAN_TARGET:
             est = noise_spearman(noise, runs)
             return [
-                _row(model, card.get("expected"), "Spearman(noise, ScaleBiO weight)", est, SPEARMAN_TARGET, "<",
+                _row(model, card.get("expected"), f"Spearman(noise, {me} weight)", est, SPEARMAN_TARGET, "<",
                      "≤ −0.9", **{**tag, "metric": "Spearman ρ"})
             ]  # fmt: skip
         est, k = noisiest_lowest(noise, runs)
         measured = noise_spearman(noise, runs)
         worst = sorted(n for n in noise if noise[n] == max(noise.values()))
-        measure = (f"ScaleBiO p{worst} − lowest other p (lowest in {k} of {len(runs)} seeds; Spearman "
+        measure = (f"{me} p{worst} − lowest other p (lowest in {k} of {len(runs)} seeds; Spearman "
                    f"{measured.text()} against the most negative reachable {best:+.3f}: ≤ −0.9 is out of reach)")  # fmt: skip
         return [_row(model, f"the most corrupted source{'s' if len(worst) > 1 else ''} {worst} get the lowest weight",
                      measure, est, 0.0, "<", "< 0", **tag)]  # fmt: skip
@@ -131,14 +121,30 @@ def weight_claims(card: dict, model: str, runs: list, sources: list[str]) -> lis
             continue
         share = len(names) / k
         est = t_interval([sum(r.composition.get(n, 0.0) for n in names) - share for r in runs])
-        measure = f"ScaleBiO weight on {names} − uniform share {share:.3g}"
+        measure = f"{me} weight on {names} − uniform share {share:.3g}"
         out.append(_row(model, claim, measure, est, 0.0, direction, "> 0" if direction == ">" else "< 0", **tag))
     return out
 
 
+def roles(groups: dict, model: str) -> dict:
+    """The names of ``model``'s runs by their role: the paper's method, its comparators, the control, the
+    reference points (``scalebio.report.methods``; from each run's ``MethodInfo``)."""
+    infos = {m: rs[0].info for (mm, m), rs in groups.items() if mm == model}
+    names = list(infos)
+    return {
+        "method": methods.the_method(names, infos),
+        "comparators": methods.comparators(names, infos),
+        "control": methods.anchor(names, "control", infos),
+        "ceiling": methods.anchor(names, "ceiling", infos),
+        "reference_points": sorted(n for n in names if infos[n].role == "reference_point"),
+    }
+
+
 def downstream_claims(model: str, groups: dict, base: dict, ev: str) -> list[dict]:
     rows = []
-    sb = groups.get((model, "scalebio"), [])
+    role = roles(groups, model)
+    sb = groups.get((model, role["method"]), [])
+    me = sb[0].info.display if sb else ""
     higher = higher_is_better(groups, ev)
     sign = "" if higher else " (lower is better: sign flipped)"
     tag = {"evaluation": ev, "metric": metric_name(groups, ev)}
@@ -146,22 +152,23 @@ def downstream_claims(model: str, groups: dict, base: dict, ev: str) -> list[dic
     def oriented(est: Estimate) -> Estimate:
         return est if higher else est.negated()
 
-    for b in BASELINES:
+    for b in role["comparators"]:
         rs = groups.get((model, b))
         if sb and rs:
             est = oriented(difference(sb, rs, ev))
-            rows.append(_row(model, f"ScaleBiO beats {b} on {ev}", f"ScaleBiO − {b}{sign}", est, 0.0, ">", "> 0",
+            rows.append(_row(model, f"{me} beats {b} on {ev}", f"{me} − {b}{sign}", est, 0.0, ">", "> 0",
                              kind="downstream", comparator=b, **tag))  # fmt: skip
-    uniform = groups.get((model, "uniform"))
+    control = role["control"]
+    uniform = groups.get((model, control))
     if uniform and base.get(model, {}).get(ev) is not None:
         est = oriented(base_difference(base[model][ev], uniform, ev).negated())
-        rows.append(_row(model, f"fine-tuning helps ({ev})", f"uniform − base{sign}", est, 0.0, ">", "> 0",
-                         kind="check", comparator="base", **tag))  # fmt: skip
-    for oracle in sorted(m for mm, m in groups if mm == model and is_oracle(m)):
+        rows.append(_row(model, f"fine-tuning helps ({ev})", f"{control} − {methods.BASE}{sign}", est, 0.0, ">",
+                         "> 0", kind="check", comparator=methods.BASE, **tag))  # fmt: skip
+    for oracle in role["reference_points"]:
         if uniform:
             est = oriented(difference(groups[(model, oracle)], uniform, ev))
-            rows.append(_row(model, f"the data mix matters ({ev}, {oracle})", f"{oracle} − uniform{sign}", est, 0.0,
-                             ">", "> 0", kind="check", comparator=oracle, **tag))  # fmt: skip
+            rows.append(_row(model, f"the data mix matters ({ev}, {oracle})", f"{oracle} − {control}{sign}", est,
+                             0.0, ">", "> 0", kind="check", comparator=oracle, **tag))  # fmt: skip
     return rows
 
 
@@ -180,7 +187,7 @@ def with_holm(rows: list[dict], alpha: float = 0.05) -> list[dict]:
 def claims(card: dict, groups: dict, base: dict, evals: list[str], sources: list[str]) -> list[dict]:
     rows = []
     for model in sorted({m for m, _ in groups}):
-        rows += weight_claims(card, model, groups.get((model, "scalebio"), []), sources)
+        rows += weight_claims(card, model, groups.get((model, roles(groups, model)["method"]), []), sources)
         if evals:
             rows += downstream_claims(model, groups, base, evals[0])
     return with_holm(rows)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebio.common.data import read_jsonl
+from scalebio.common.registry import MethodInfo
+from scalebio.report import methods
 
 ITEM_FILES = {"predictions.jsonl": "correct", "losses.jsonl": "loss"}
 """Per-item score files of the evaluations and the field holding the score (for paired bootstraps)."""
@@ -111,6 +113,8 @@ class Run:
     evals: dict[str, Evaluation]
     sft_share: dict[str, float] | None = None
     """Share of the budget per source in the SFT set built from the selection (None: no SFT set)."""
+    info: MethodInfo | None = None
+    """What the method is (``scalebio.report.methods.of_run``: its module's INFO)."""
 
 
 def collect(experiment: str, spec: dict, results: Path, data_dir: Path, seeds: list[int]):
@@ -142,6 +146,7 @@ def collect(experiment: str, spec: dict, results: Path, data_dir: Path, seeds: l
                         duplicates=sum(((manifest or {}).get("duplicates") or {}).values()),
                         evals={ev: e for ev in spec.get("evals", []) if (e := read_evaluation(rd / "eval" / ev))},
                         sft_share=sft_share(manifest),
+                        info=methods.of_run(method, sel),
                     )
                 )
     return runs, base

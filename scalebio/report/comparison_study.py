@@ -20,12 +20,11 @@ import json
 from pathlib import Path
 
 from scalebio.report import style
-from scalebio.report.claims import best_spearman, higher_is_better, noise_spearman, noisiest_lowest
+from scalebio.report.claims import best_spearman, higher_is_better, noise_spearman, noisiest_lowest, roles
 from scalebio.report.compare import difference, difference_of_differences
 from scalebio.report.markdown import markdown_table, p_text, pm, write_table
 from scalebio.report.stats import Estimate, mean_sd
 
-CONTROL = "uniform"
 CHANGE = {
     "online": ("SFT sources drawn from p at every step (sft.sampling: online)", "online", "static"),
     "clusters": ("sources = k-means clusters of the merged pool (data.clusters)", "clusters", "given sources"),
@@ -46,6 +45,18 @@ def _est(prefix: str, est: Estimate) -> dict:
     return {prefix: est.value, f"{prefix}_low": est.low, f"{prefix}_high": est.high, f"{prefix}_p": est.p}
 
 
+def control_of(groups: dict, model: str | None = None) -> str | None:
+    """The control (uniform: no learned weights) of ``model``'s runs, the first model's if none is given."""
+    if not groups:
+        return None
+    return roles(groups, model or next(iter(groups))[0])["control"]
+
+
+def method_of(groups: dict, model: str) -> str | None:
+    """The paper's method (ScaleBiO) among ``model``'s runs."""
+    return roles(groups, model)["method"]
+
+
 def method_rows(kind: str, groups: dict, ref_groups: dict, card: dict, ref_card: dict, ev: str) -> list[dict]:
     """Per method run on both sides: the change's effect on it (this − reference), uniform's row the control."""
     _, here_name, there_name = CHANGE[kind]
@@ -56,7 +67,8 @@ def method_rows(kind: str, groups: dict, ref_groups: dict, card: dict, ref_card:
         if not ref:
             continue
         diff = difference(rs, ref, ev)
-        weights = rs[0].selection["kind"] == "weights" and method != CONTROL
+        control = control_of(groups, model)
+        weights = rs[0].selection["kind"] == "weights" and method != control
         here = noise_spearman(card["noise"], rs) if weights and card.get("noise") else Estimate(None)
         there = noise_spearman(ref_card["noise"], ref) if weights and ref_card.get("noise") else Estimate(None)
         h_here, h_there = _harmful(rs), _harmful(ref)
@@ -65,7 +77,7 @@ def method_rows(kind: str, groups: dict, ref_groups: dict, card: dict, ref_card:
                 "model": model,
                 "method": method,
                 "comparison": f"{method}: {here_name} − {there_name}",
-                "role": "control (no learned weights)" if method == CONTROL else "method",
+                "role": "control (no learned weights)" if method == control else "method",
                 "seeds": len(rs),
                 **_eval_cells(rs, ev, f"{kind} "),
                 **_eval_cells(ref, ev, "reference "),
@@ -102,18 +114,20 @@ def contrast_rows(kind: str, groups: dict, ref_groups: dict, ev: str) -> list[di
     _, here_name, there_name = CHANGE[kind]
     rows = []
     for model in sorted({m for m, _ in groups}):
-        sb, u = groups.get((model, "scalebio")), groups.get((model, CONTROL))
-        rsb, ru = ref_groups.get((model, "scalebio")), ref_groups.get((model, CONTROL))
+        me, control = method_of(groups, model), control_of(groups, model)
+        sb, u = groups.get((model, me)), groups.get((model, control))
+        rsb, ru = ref_groups.get((model, me)), ref_groups.get((model, control))
+        pair = f"{me} − {control}"
         entries = []
         if sb and u:
-            entries.append((f"scalebio − uniform, {here_name}", difference(sb, u, ev), _seed_diffs(sb, u, ev)))
+            entries.append((f"{pair}, {here_name}", difference(sb, u, ev), _seed_diffs(sb, u, ev)))
         if rsb and ru:
-            entries.append((f"scalebio − uniform, {there_name}", difference(rsb, ru, ev), _seed_diffs(rsb, ru, ev)))
+            entries.append((f"{pair}, {there_name}", difference(rsb, ru, ev), _seed_diffs(rsb, ru, ev)))
         if sb and u and rsb and ru:
             did = difference_of_differences(sb, u, rsb, ru, ev)
-            entries.append((f"(scalebio − uniform) {here_name} − (scalebio − uniform) {there_name}", did, []))
+            entries.append((f"({pair}) {here_name} − ({pair}) {there_name}", did, []))
         for name, est, seeds in entries:
-            rows.append({"model": model, "method": "scalebio − uniform", "comparison": name, "role": "contrast",
+            rows.append({"model": model, "method": pair, "comparison": name, "role": "contrast",
                          "diff": est.value, "diff_low": est.low, "diff_high": est.high, "diff_p": est.p,
                          "Δ [95% CI]": est.text(), "p": p_text(est.p), "interval over": est.over,
                          "_seed_diffs": seeds})  # fmt: skip
@@ -128,7 +142,7 @@ def lowest_weight_rows(kind: str, groups: dict, ref_groups: dict, card: dict, re
     for side, gs, c in ((here_name, groups, card), (there_name, ref_groups, ref_card)):
         noise = c.get("noise") or {}
         for (model, method), rs in gs.items():
-            if method != "scalebio" or not noise or len(set(noise.values())) < 2:
+            if method != method_of(gs, model) or not noise or len(set(noise.values())) < 2:
                 continue
             gap, k = noisiest_lowest(noise, rs)
             worst = sorted(n for n in noise if noise[n] == max(noise.values()))
@@ -170,8 +184,9 @@ def control_note(kind: str, ref_name: str, groups: dict, ref_groups: dict, epoch
             "without learned weights: a Δ there is an effect of the sampling itself (counts, order), not of "
             "ScaleBiO's weights. ScaleBiO's own share of the change is the difference-of-differences row. " + at
         )
-    hc = _harmful(groups.get((next(iter(groups))[0], CONTROL), [])) if groups else None
-    hr = _harmful(ref_groups.get((next(iter(groups))[0], CONTROL), [])) if groups else None
+    control = control_of(groups)
+    hc = _harmful(groups.get((next(iter(groups))[0], control), [])) if groups else None
+    hr = _harmful(ref_groups.get((next(iter(groups))[0], control), [])) if groups else None
     return (f"Control: uniform over the clusters − uniform over `{ref_name}`'s given sources, the same re-partition "
             f"of the pool without learned weights. Uniform over the clusters already changes the data (harmful "
             f"share {pm(hc, None)} against {pm(hr, None)}), so a Δ there is the clustering's own effect; what "
@@ -182,16 +197,17 @@ def control_note(kind: str, ref_name: str, groups: dict, ref_groups: dict, epoch
 def plot(path: Path, experiment: str, ref_name: str, kind: str, rows: list[dict], contrasts: list[dict], ev: str,
          higher: bool) -> None:  # fmt: skip
     _, here_name, there_name = CHANGE[kind]
+    controls = {r["method"] for r in rows if r["role"].startswith("control")}
     fig, (ax1, ax2) = style.figure(2, 6.0, 0.5 * max(len(rows), len(contrasts), 2) + 1.8, max_cols=2)
     better = "higher" if higher else "lower"
     style.interval_panel(ax1, [
-        {"label": f"{r['method']}{' (control)' if r['method'] == CONTROL else ''}", "value": r["diff"],
+        {"label": f"{r['method']}{' (control)' if r['method'] in controls else ''}", "value": r["diff"],
          "low": r["diff_low"], "high": r["diff_high"], "colour": style.method_colour(r["method"]),
          "seeds": r["_seed_diffs"]} for r in rows], f"Δ {ev}: {here_name} − {there_name} ({better} is better)")  # fmt: skip
     ax1.set_title(style.wrap(f"the change, per method: {experiment} − {ref_name}", 60))
     style.interval_panel(ax2, [
         {"label": style.wrap(r["comparison"], 32), "value": r["diff"], "low": r["diff_low"], "high": r["diff_high"],
-         "colour": style.method_colour("scalebio"), "seeds": r["_seed_diffs"]} for r in contrasts],
+         "colour": style.method_colour(r["method"].split(" − ")[0]), "seeds": r["_seed_diffs"]} for r in contrasts],
         f"Δ {ev} ({better} is better)")  # fmt: skip
     ax2.set_title("ScaleBiO against its control (uniform)")
     n = max((r["seeds"] for r in rows), default=0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scalebio.report import style
+from scalebio.report import methods, style
 
 LOW_LR = 0.1
 """The trajectory figure marks where η_θ falls below this fraction of its peak: past it, p barely moves."""
@@ -113,12 +113,13 @@ def plot_downstream(path: Path, experiment: str, rows: list[dict]) -> None:
         axes[0].set_axis_off()
     for k, (model, ev) in enumerate(pairs):
         sub = [r for r in rows if (r["model"], r["evaluation"]) == (model, ev)]
+        control = methods.anchor([r["method"] for r in sub], "control")  # uniform: what the differences are against
         better = "higher" if sub[0].get("higher_is_better", True) else "lower"
         metric = sub[0].get("metric") or ev
         diffs = [
             {"label": _label(r, several_models), "value": r["diff_vs_uniform"], "low": r["diff_low"],
              "high": r["diff_high"], "colour": style.method_colour(r["method"]), "seeds": r.get("_seed_diffs")}
-            for r in sub if r["method"] != "uniform"
+            for r in sub if r["method"] != control
         ]  # fmt: skip
         ax_d, ax_v = axes[2 * k], axes[2 * k + 1]
         style.interval_panel(ax_d, diffs, f"{metric}: method − uniform ({better} is better)")
@@ -129,9 +130,9 @@ def plot_downstream(path: Path, experiment: str, rows: list[dict]) -> None:
             for r in sub
         ]  # fmt: skip
         style.interval_panel(ax_v, values, f"{metric} ({better} is better)", zero=None, intervals=False)
-        uniform = next((r["mean"] for r in sub if r["method"] == "uniform"), None)
+        uniform = next((r["mean"] for r in sub if r["method"] == control), None)
         if uniform is not None:
-            ax_v.axvline(uniform, color=style.method_colour("uniform"), ls="--", lw=0.8)
+            ax_v.axvline(uniform, color=style.method_colour(control), ls="--", lw=0.8)
         zeros = not any(r["mean"] for r in sub if r["mean"] is not None)  # said in the title: no text over data
         ax_v.set_title(style.wrap(f"{ev}, {model}: the values (axis fitted to the data; dashed: uniform)"
                                   + ("; all 0: this metric does not separate the methods here" if zeros else ""), 60))  # fmt: skip

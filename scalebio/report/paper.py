@@ -18,12 +18,9 @@ from pathlib import Path
 import yaml
 
 from scalebio.common.runtime import DataError
+from scalebio.report import methods
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
-METHOD_NAMES = {"uniform": "Uniform", "less": "LESS", "rho_loss": "RHO-LOSS", "reference": "RHO-LOSS",
-                "scalebio": "ScaleBiO", "doremi": "DoReMi", "oracle": "oracle (reference point)",
-                "oracle_clean": "oracle, clean examples (reference point)", "base": "base model"}  # fmt: skip
-ORDER = ["base", "uniform", "less", "rho_loss", "reference", "doremi", "scalebio", "oracle", "oracle_clean"]
 
 
 class SourceNumber(float):
@@ -85,16 +82,18 @@ KEYS = {"mtbench": ("value",), "math": ("gsm8k", "math")}
 
 
 def paper_effects(numbers: dict, table: str | None, comparator: str) -> list[dict]:
-    """ScaleBiO − ``comparator`` per paper model and metric of paper table ``table`` (``reference`` = RHO-LOSS):
-    {model, key, effect (float), text ("+1.01", the sources' decimals), sign, source}; [] where no source gives
-    both numbers. Computed from ``paper_numbers.yaml`` only."""
+    """ScaleBiO − ``comparator`` per paper model and metric of paper table ``table`` (an alias, ``reference``, stands
+    for its method, RHO-LOSS): {model, key, effect (float), text ("+1.01", the sources' decimals), sign, source}; []
+    where no source gives both numbers. Computed from ``paper_numbers.yaml`` only; which of its rows is ScaleBiO is
+    what the methods declare (``scalebio.report.methods``)."""
     if table not in KEYS or not comparator:
         return []
     rows = numbers[table]["rows"]
-    target = "rho_loss" if comparator == "reference" else comparator
+    target = methods.describe(comparator).name
+    paper_method = methods.the_method(list(dict.fromkeys(r["method"] for r in rows)))
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
-        sb = next((r for r in rows if r["model"] == model and r["method"] == "scalebio"), None)
+        sb = next((r for r in rows if r["model"] == model and r["method"] == paper_method), None)
         other = next((r for r in rows if r["model"] == model and r["method"] == target), None)
         if sb is None or other is None:
             continue
@@ -195,7 +194,7 @@ def runtime_experiment_rows(jobs: list[JobTime]) -> list[dict]:
 def run_cpu_s(jobs: list[JobTime], experiment: str, model: str, method: str, select_from: dict | None = None):
     """End-to-end CPU seconds of one method in one experiment: selection + SFT + every evaluation of a run, mean
     over seeds (None without any). ``select_from``: seed -> the experiment whose selection this one copies (a
-    twin, ``configcheck.selection_twin``): that experiment's selection job did the work, the copy is not counted."""
+    twin, ``scalebio.pipeline.resolve.selection_twin``): that experiment's selection job did the work, the copy is not counted."""
     select_from = select_from or {}
     per_seed: dict[int, float] = {}
     for j in jobs:

@@ -22,11 +22,12 @@ import io
 import math
 from pathlib import Path
 
-from scalebio.common.configcheck import seeds_of
 from scalebio.common.runtime import atomic_write_text
+from scalebio.pipeline.resolve import seeds_of
+from scalebio.report import methods
 from scalebio.report.collect import read_json
 from scalebio.report.markdown import markdown_table, pm
-from scalebio.report.paper import KEYS, METHOD_NAMES, ORDER, UNITS, paper_effects
+from scalebio.report.paper import KEYS, UNITS, paper_effects
 from scalebio.report.stats import mean_sd
 from scalebio.report.verdicts import direction_agrees, estimate_text, read_csv
 from scalebio.report.weights_table import OFFICIAL_SUM_LR_THETA
@@ -60,14 +61,14 @@ def effect_table(kind: str, experiments: dict, results: Path, numbers: dict) -> 
         metric = next((c["metric"] for c in claims[(exp, model)] if c.get("metric")), ev)
         header += [f"ours: {exp}, {model} ({metric}) [95% CI]", f"direction agrees ({exp})"]
     body = []
-    for comparator in ("uniform", "less", "rho_loss"):
+    for comparator in methods.paper_baselines():
         effects = paper_effects(numbers, kind, comparator)
         by_col = {(e["model"], e["key"]): f"{e['text']} {e['source']}" for e in effects}
         signs = {e["sign"] for e in effects}
         sign = signs.pop() if len(signs) == 1 else 0
-        line = [f"ScaleBiO − {METHOD_NAMES[comparator]}"] + [by_col.get(c, "—") for c in paper_cols]
+        line = [f"ScaleBiO − {methods.describe(comparator).display}"] + [by_col.get(c, "—") for c in paper_cols]
         for exp, model, _ in ours:
-            aliases = ("rho_loss", "reference") if comparator == "rho_loss" else (comparator,)
+            aliases = methods.aliases(comparator)
             c = next((c for c in claims[(exp, model)] if c.get("comparator") in aliases), None)
             if c is None:
                 line += ["—", "—"]
@@ -84,8 +85,8 @@ def paper_table(kind: str, numbers: dict) -> tuple[list[str], list[list[str]]]:
     cols = [(m, k) for m in dict.fromkeys(r["model"] for r in paper_rows) for k in KEYS[kind]]
     header = ["method", *[f"{m} {METRIC_NAMES[k]}" for m, k in cols]]
     body = []
-    for method in [m for m in ORDER if any(r["method"] == m for r in paper_rows)]:
-        line = [METHOD_NAMES.get(method, method)]
+    for method in sorted(dict.fromkeys(r["method"] for r in paper_rows), key=methods.sort_key):
+        line = [methods.describe(method).display]
         for model, key in cols:
             hit = next((r for r in paper_rows if r["model"] == model and r["method"] == method and key in r), None)
             line.append("—" if hit is None else f"{hit[key]} [{hit['source']}]")
@@ -107,8 +108,8 @@ def ours_table(kind: str, experiments: dict, results: Path) -> tuple[list[str], 
                 seeds = f", {r['seeds']} seed{'s' if r['seeds'] != '1' else ''}" if r["seeds"] not in ("", "0") else ""
                 cells[r["method"]] = pm(float(r["mean"]), float(r["sd"]) if r["sd"] else None) + seeds
         values.append(cells)
-    methods = [m for m in ORDER if any(m in v for v in values)]
-    return header, [[METHOD_NAMES.get(m, m)] + [v.get(m, "—") for v in values] for m in methods]
+    names = sorted({m for v in values for m in v}, key=methods.sort_key)  # every method, variants too
+    return header, [[methods.describe(m).display] + [v.get(m, "—") for v in values] for m in names]
 
 
 def _spread(weights: dict[str, float]) -> tuple[str, str, float | None]:
@@ -134,8 +135,10 @@ def weights_tables(kind: str, config: dict, results: Path, numbers: dict) -> str
                 f"{OFFICIAL_SUM_LR_THETA} (computed by the suite from the official schedule)",
                 " ".join(f"[{s}]" for s in src)]]  # fmt: skip
     for exp, model, _ in _ours(config["experiments"], kind):
-        sels = [s for seed in seeds_of(config, exp)
-                if (s := read_json(results / exp / model / "scalebio" / f"s{seed}" / "selection.json"))]  # fmt: skip
+        names = config["experiments"][exp].get("methods") or list(methods.registered())
+        me = methods.the_method(names, {n: methods.in_config(n, config) for n in names})
+        sels = [s for seed in seeds_of(config, exp) if me
+                if (s := read_json(results / exp / model / me / f"s{seed}" / "selection.json"))]  # fmt: skip
         if not sels:
             continue
         ratios = [(s.get("movement") or {}).get("max_log_ratio") or _spread(s["weights"])[2] for s in sels]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from scalebio.common.data import read_jsonl
 from scalebio.common.runtime import ConfigError
-from scalebio.report import style
+from scalebio.report import methods, style
 from scalebio.report.collect import Evaluation
 from scalebio.report.compare import difference
 from scalebio.report.markdown import markdown_table, pm, write_table
@@ -179,7 +179,7 @@ def validation_note(data_dir: Path | None, targets: list[str]) -> str:
         f"Every arm's SFT set appends the whole validation set, as for every method: here {counts[a]} {a} + "
         f"{counts[b]} {b} rows. So the c = 1 arm (weight on {a} only) is not the one-target experiment on the same "
         f"pool (`multilingual` in config/config.yaml): its sources and its {a} validation and test rows are the "
-        f"same (tests/test_objectives_pipeline.py checks this), but its fine-tuning also sees the {counts[b]} {b} "
+        f"same (tests/test_scalebio_objectives.py checks this), but its fine-tuning also sees the {counts[b]} {b} "
         "validation rows (more examples and steps), so its held-out loss on "
         f"{a} is comparable with the arms of this table, not with `multilingual`'s."
     )
@@ -202,10 +202,11 @@ def plot_pareto(path: Path, experiment: str, rows: list[dict], views: dict, targ
     ax.set_xlabel(f"{ev} on {a} (lower is better)")
     ax.set_ylabel(f"{ev} on {b} (lower is better)")
     ax.set_title("the two targets' trade-off (means; dots: seeds)")
-    uniform = views.get((rows[0]["model"], "uniform"), []) if rows else []
+    control = methods.anchor([m for _, m in views], "control")  # uniform: what the differences are against
+    uniform = views.get((rows[0]["model"], control), []) if rows else []
     entries = []
     for r in rows:
-        if r["method"] == "uniform" or not uniform:
+        if r["method"] == control or not uniform:
             continue
         for t in targets:
             d = difference(views[(r["model"], r["method"])], uniform, f"{ev}:{t}")

@@ -76,6 +76,14 @@ class Estimate:
         )
 
 
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's ρ, the suite's one; 0 where one side is constant (scipy: nan): weights that did not move carry no
+    ordering."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return 0.0
+    return float(sps.spearmanr(x, y).statistic)
+
+
 def p_value(est: Estimate, threshold: float) -> float | None:
     """Two-sided p-value of "the true value equals ``threshold``" (None without an interval).
 

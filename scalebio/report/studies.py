@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scalebio.common.runtime import ConfigError, main_guard
 from scalebio.report import style
-from scalebio.report.claims import noise_spearman
+from scalebio.report.claims import noise_spearman, roles
 from scalebio.report.collect import collect, read_json
 from scalebio.report.compare import difference
 from scalebio.report.comparison_study import comparison_report
@@ -54,22 +54,25 @@ def eval_cells(rs: list, ev: str | None, prefix: str) -> dict:
     return {f"{prefix}mean": m, f"{prefix}sd": sd, f"{prefix}(mean ± SD)": pm(m, sd)}
 
 
-CONTROL = "scalebio"
-"""The stability study's control: the official settings; every variant's evaluation is paired with it."""
+def official(groups: dict, model: str) -> str | None:
+    """The stability study's control: the paper's method under its own name (the official settings); every variant's
+    evaluation is paired with it."""
+    return roles(groups, model)["method"]
 
 
 def stability_rows(groups: dict, card: dict, sources: list[str], ev: str | None) -> list[dict]:
     rows = []
     for (model, method), rs in groups.items():
-        if rs[0].selection["kind"] != "weights" or method in ("uniform", "oracle"):
+        if rs[0].selection["kind"] != "weights" or rs[0].info.anchor is not None:  # uniform, the oracle: not learned
             continue
+        ctl = official(groups, model)
         sds = [mean_sd([r.composition.get(s, 0.0) for r in rs])[1] for s in sources]
         sds = [x for x in sds if x is not None]
         largest = max(sds) if sds else None
         top_m, top_sd = mean_sd([max(r.composition.values()) for r in rs])
         r_est = rho(card, rs)
-        control = groups.get((model, CONTROL))
-        diff = difference(rs, control, ev) if ev and control and method != CONTROL else Estimate(None)
+        control = groups.get((model, ctl))
+        diff = difference(rs, control, ev) if ev and control and method != ctl else Estimate(None)
         rows.append(
             {
                 "model": model,
@@ -91,10 +94,10 @@ def stability_rows(groups: dict, card: dict, sources: list[str], ev: str | None)
                 "diff_low": diff.low,
                 "diff_high": diff.high,
                 "diff_p": diff.p,
-                f"Δ {ev} vs {CONTROL} [95% CI]": diff.text() if method != CONTROL else "(control)",
+                f"Δ {ev} vs {ctl} [95% CI]": diff.text() if method != ctl else "(control)",
                 "interval over": diff.over,
                 "_tops": [max(r.composition.values()) for r in rs],
-                "_seed_diffs": _seed_diffs(rs, control, ev) if control and method != CONTROL else [],
+                "_seed_diffs": _seed_diffs(rs, control, ev) if control and method != ctl else [],
             }
         )
     return rows
@@ -109,6 +112,7 @@ def plot_stability(path: Path, experiment: str, rows: list[dict], groups: dict, 
                    ev: str | None) -> None:  # fmt: skip
     """Per-source SD across seeds (target line), the largest weight of every seed (collapse line), and each
     variant's evaluation against the official settings with its paired 95 % interval."""
+    ctl = official(groups, rows[0]["model"]) if rows else None
     fig, (ax, ax2, ax3) = style.figure(3, 4.2, 3.8, legend_w=0.0, max_cols=3)
     width = 0.8 / max(1, len(rows))
     for i, r in enumerate(rows):
@@ -128,9 +132,9 @@ def plot_stability(path: Path, experiment: str, rows: list[dict], groups: dict, 
     ax2.set_title("largest weight per seed")
     diffs = [{"label": r["method"], "value": r["diff"], "low": r["diff_low"], "high": r["diff_high"],
               "colour": style.method_colour(r["method"]), "seeds": r["_seed_diffs"]}
-             for r in rows if r["method"] != CONTROL]  # fmt: skip
-    style.interval_panel(ax3, diffs, f"Δ {ev} vs {CONTROL} (official settings)")
-    ax3.set_title(style.wrap(f"{ev}: each variant − {CONTROL} (95 % interval; no data: weights only)", 48))
+             for r in rows if r["method"] != ctl]  # fmt: skip
+    style.interval_panel(ax3, diffs, f"Δ {ev} vs {ctl} (official settings)")
+    ax3.set_title(style.wrap(f"{ev}: each variant − {ctl} (95 % interval; no data: weights only)", 48))
     style.legend(fig, where="bottom")
     n = max((r["seeds"] for r in rows), default=0)
     style.suptitle(fig, f"{experiment}: stability of the learned weights across {style.seeds_text(n)}")
@@ -155,16 +159,17 @@ def study_report(experiment: str, spec: dict, results: Path, data_dir: Path, see
     if kind == "stability":
         sources = source_names(card, runs)
         rows = stability_rows(groups, card, sources, ev)
+        ctl = official(groups, rows[0]["model"]) if rows else None
         cols = ["model", "method", "seeds", "max_source_sd", "mean_source_sd", "sd_verdict", "rho", "rho_low",
                 "rho_high", "rho_verdict", "largest_weight", "collapse_verdict", f"{ev} mean", f"{ev} sd", "diff",
                 "diff_low", "diff_high", "diff_p"]  # fmt: skip
         show = ["model", "method", "seeds", "max_source_sd", "sd_verdict", "Spearman(noise, p) [95% CI]",
                 "rho_verdict", "largest weight (mean ± SD)", "collapse_verdict", f"{ev} (mean ± SD)",
-                f"Δ {ev} vs {CONTROL} [95% CI]", "interval over"]  # fmt: skip
+                f"Δ {ev} vs {ctl} [95% CI]", "interval over"]  # fmt: skip
         note = (
             f"Targets: per-source SD across seeds ≤ {SD_TARGET}, Spearman(noise, p) ≤ {RHO_TARGET} (verdict on "
             f"its 95 % interval over seeds: a bootstrap over seeds, which stays inside [−1, 1]), largest weight < "
-            f"{COLLAPSE}. Control: `{CONTROL}` (the official settings); each variant's {ev} is paired with it by "
+            f"{COLLAPSE}. Control: `{ctl}` (the official settings); each variant's {ev} is paired with it by "
             "seed and test item. Method options: config `methods:`."
         )
         write_table(out, "study", rows, cols, show, f"{experiment}: stability of the learned weights", note)

@@ -23,6 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.path import Path as MplPath  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from scalebio.common.registry import GENERIC_ORDER  # noqa: E402
+from scalebio.report import methods  # noqa: E402
+
 DPI = 120
 MAX_WIDTH_IN = 13.0
 """1,560 px at DPI: a figure shown at full width on a laptop screen keeps 8-9 pt text readable."""
@@ -37,36 +40,25 @@ RC = {
     "figure.dpi": DPI,
     "savefig.dpi": DPI,
 }
-METHOD_COLOURS = {
-    # reference rows in greys and earth tones, methods in saturated colours; the ScaleBiO variants of the studies
-    # in the blue/red/pink family so they read as one method's arms
-    "base": "#a6a6a6",
-    "uniform": "#4d4d4d",
-    "oracle": "#bcbd22",
-    "oracle_clean": "#8c564b",
-    "scalebio": "#1f77b4",
-    "less": "#ff7f0e",
-    "rho_loss": "#2ca02c",
-    "reference": "#2ca02c",  # RHO-LOSS's alias: the same method, the same colour
-    "doremi": "#9467bd",
-    "scalebio_decay": "#17becf",
-    "scalebio_lr10": "#aec7e8",
-    "scalebio_decay_lr10": "#9edae5",
-    "scalebio_es": "#e377c2",
-    "scalebio_even": "#d62728",
-    "scalebio_en": "#ff9896",
-    "scalebio_worst": "#7f3f98",
-}
 FALLBACK = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
             "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8", "#969696", "#c49c94"]  # fmt: skip
-"""Colours for method names not listed above; none repeats a listed colour."""
+"""Colours for methods that declare none (and variants beyond their module's family); none repeats a declared one."""
 
 
 def method_colour(name: str) -> str:
-    """The method's colour in every figure; an unknown name gets a fallback chosen by a hash of the name (md5, not
-    Python's per-process salted ``hash``), so it keeps its colour from run to run and figure to figure."""
-    if name in METHOD_COLOURS:
-        return METHOD_COLOURS[name]
+    """The method's colour in every figure: the one its module declares (``MethodInfo.colour``: reference rows in greys
+    and earth tones, methods in saturated colours); a variant takes the next colour of its module's family
+    (``variant_colours``: the ScaleBiO variants in the blue/red/pink family, so they read as one method's arms) in
+    the order the report met the variants; anything else a fallback chosen by a hash of the name (md5, not Python's
+    per-process salted ``hash``), so it keeps its colour from run to run and figure to figure."""
+    info = methods.describe(name)
+    if info.variant_of is None and info.order != GENERIC_ORDER:
+        return info.colour
+    if info.variant_of is not None:
+        family = [n for n, i in methods.known().items() if i.variant_of == info.variant_of]
+        k = family.index(name) if name in family else len(family)
+        if k < len(info.variant_colours):
+            return info.variant_colours[k]
     return FALLBACK[int(hashlib.md5(name.encode()).hexdigest(), 16) % len(FALLBACK)]
 
 

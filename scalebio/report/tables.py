@@ -25,7 +25,8 @@ import json
 from pathlib import Path
 
 from scalebio.common.runtime import main_guard
-from scalebio.report.claims import claims, is_oracle
+from scalebio.report import methods
+from scalebio.report.claims import claims, roles
 from scalebio.report.collect import collect, read_json
 from scalebio.report.compare import base_difference, difference
 from scalebio.report.cost import cost_rows, write_cost
@@ -36,9 +37,9 @@ from scalebio.report.weights_table import data_ceilings, write_weights
 
 
 def group(runs) -> dict[tuple[str, str], list]:
-    """(model, method) -> runs, in the config's method order with the ``oracle*`` reference points last."""
+    """(model, method) -> runs, in the config's method order with the reference points (the oracles) last."""
     out: dict[tuple[str, str], list] = {}
-    for r in sorted(runs, key=lambda r: is_oracle(r.method)):  # stable: keeps the config's order otherwise
+    for r in sorted(runs, key=lambda r: r.info.role == "reference_point"):  # stable: keeps the config's order
         out.setdefault((r.model, r.method), []).append(r)
     return out
 
@@ -56,12 +57,14 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
     rows = []
     models = sorted({m for m, _ in groups} | set(base))
     for model in models:
-        uniform = groups.get((model, "uniform"), [])
-        oracle = groups.get((model, "oracle"), [])
+        role = roles(groups, model)
+        control = role["control"]
+        uniform = groups.get((model, control), [])
+        oracle = groups.get((model, role["ceiling"]), [])
         for ev in evals:
             u_mean = mean_sd([r.evals[ev].value for r in uniform if ev in r.evals])[0]
             o_mean = mean_sd([r.evals[ev].value for r in oracle if ev in r.evals])[0]
-            entries = [("base", None)] + [(m, rs) for (mm, m), rs in groups.items() if mm == model]
+            entries = [(methods.BASE, None)] + [(m, rs) for (mm, m), rs in groups.items() if mm == model]
             for method, rs in entries:
                 u_seed = {r.seed: r.evals[ev].value for r in uniform if ev in r.evals}
                 if rs is None:
@@ -75,10 +78,10 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
                     if not got:
                         continue
                     values, summary = [r.evals[ev].value for r in got], got[0].evals[ev].summary
-                    diff = difference(rs, uniform, ev) if method != "uniform" else Estimate(None)
+                    diff = difference(rs, uniform, ev) if method != control else Estimate(None)
                     seed_diffs = [r.evals[ev].value - u_seed[r.seed] for r in got if r.seed in u_seed]
                 m, sd = mean_sd(values)
-                gap = None if method == "uniform" or is_oracle(method) else gap_closed(m, u_mean, o_mean)
+                gap = None if method in (control, *role["reference_points"]) else gap_closed(m, u_mean, o_mean)
                 rows.append(
                     {
                         "model": model,
@@ -104,7 +107,7 @@ def downstream_rows(groups: dict, base: dict, evals: list[str]) -> list[dict]:
                         "comparable_to_paper": summary.get("comparable_to_paper", False),
                         # for the figure (not written): the seeds' own values and paired differences
                         "_seed_values": values,
-                        "_seed_diffs": seed_diffs if method != "uniform" else [],
+                        "_seed_diffs": seed_diffs if method != control else [],
                     }
                 )
     return rows

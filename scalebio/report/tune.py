@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from scalebio.common.runtime import DataError, atomic_write_text, main_guard
-from scalebio.pipeline.tune import grid_points, parse
+from scalebio.pipeline.tune import grid_points, parse, references
 from scalebio.report.collect import read_json
 from scalebio.report.markdown import markdown_table
 from scalebio.report.stats import mean_sd
@@ -60,7 +60,7 @@ def tune_report(config: dict, results: Path, out: Path) -> dict:
     for exp in tune.experiments:
         spec = config["experiments"][exp]
         model, evaluation = spec["models"][0], spec["evals"][0]
-        for ref in tune.references:
+        for ref in references(tune, config, spec):
             if ref in spec["methods"]:
                 s = _score(results, exp, model, ref, evaluation, tune.seeds)
                 rows.append({"experiment": exp, "method": ref, "variant": ref, "knob": "—", "value": "—", **s,

@@ -26,13 +26,12 @@ import argparse
 import csv
 from pathlib import Path
 
-from scalebio.common.configcheck import selection_twins
 from scalebio.common.runtime import ConfigError, DataError, atomic_write_text, main_guard
+from scalebio.pipeline.resolve import selection_twins
+from scalebio.report import methods
 from scalebio.report.markdown import write_table
-from scalebio.report.paper import METHOD_NAMES, UNITS, JobTime, paper_effects, run_cpu_s
+from scalebio.report.paper import UNITS, JobTime, paper_effects, run_cpu_s
 
-COMPARATORS = ("uniform", "less", "rho_loss", "reference")
-"""The paper's baselines ScaleBiO is compared with (``reference`` is RHO-LOSS's alias)."""
 START, END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
 CSV_COLUMNS = ["claim", "experiment", "model", "comparator", "evaluation", "metric", "paper_effect", "ours", "value",
                "low", "high", "interval_over", "direction_agrees", "verdict", "verdict_holm", "p", "p_holm", "mde",
@@ -97,16 +96,20 @@ def _cost(value: float | None) -> str:
 def experiment_rows(exp: str, spec: dict, claims: list[dict], numbers: dict, jobs: list[JobTime], config: dict):
     """The verdict rows of one experiment from its claims.csv rows."""
     rows = []
+    # the paper's baselines ScaleBiO is compared with (an alias, reference, counts as its method, RHO-LOSS)
+    paper_baselines = {n for n in spec["methods"] if (i := methods.in_config(n, config)).in_paper and i.role == "baseline"
+                       and methods.is_main_entry(i)}  # fmt: skip
+    me = methods.the_method(spec["methods"], {n: methods.in_config(n, config) for n in spec["methods"]})
     for c in claims:
         kind, comparator = c.get("kind"), c.get("comparator") or ""
-        if not (kind == "weights" or (kind == "downstream" and comparator in COMPARATORS)):
+        if not (kind == "weights" or (kind == "downstream" and comparator in paper_baselines)):
             continue
         model = c["model"]
         effect, sign = paper_effect(numbers, spec.get("paper_table"), comparator)
         value, low, high = _float(c["value"]), _float(c["low"]), _float(c["high"])
         metric = c.get("metric") or ""
         flipped = " (lower is better: sign flipped)" if "sign flipped" in c["measure"] else ""
-        twins = {m: selection_twins(config, exp, model, m) for m in ("scalebio", comparator) if m}
+        twins = {m: selection_twins(config, exp, model, m) for m in (me, comparator) if m}
         rows.append(
             {
                 "claim": c["claim"],
@@ -127,7 +130,7 @@ def experiment_rows(exp: str, spec: dict, claims: list[dict], numbers: dict, job
                 "p": _float(c.get("p", "")),
                 "p_holm": _float(c.get("p_holm", "")),
                 "mde": "—" if not c.get("mde") else f"{float(c['mde']):.3f}",
-                "cost_scalebio_cpu_s": _cost(run_cpu_s(jobs, exp, model, "scalebio", twins["scalebio"])),
+                "cost_scalebio_cpu_s": _cost(run_cpu_s(jobs, exp, model, me, twins[me])),
                 "cost_comparator_cpu_s": _cost(run_cpu_s(jobs, exp, model, comparator, twins[comparator]))
                 if comparator
                 else "—",
@@ -184,7 +187,7 @@ def readme_block(rows: list[dict]) -> str:
         parts = []
         for r in rs:
             holm = "" if r["verdict_holm"] == r["verdict"] else f" [Holm: {r['verdict_holm']}]"
-            name = METHOD_NAMES.get(r["comparator"], r["comparator"])
+            name = methods.describe(r["comparator"]).display
             parts.append(f"vs {name} {estimate_text(r['value'], r['low'], r['high'])}: {r['verdict']}{holm}")
         lines.append(f"- **{exp}** ({model}, {rs[0]['metric']}): " + "; ".join(parts) + ".")
     return "\n".join(lines) + "\n"

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalebio.common.config import as_dict, describe, from_dict, parse_json_object
+from scalebio.common.config import as_dict, from_dict, options_help, parse_json_object
 from scalebio.common.data import read_jsonl, tokenize_records
 from scalebio.common.modeling import IGNORE_INDEX, check_tokenizer_matches, load_model, load_tokenizer, resolve_model
 from scalebio.common.runtime import (
@@ -55,12 +55,13 @@ from scalebio.common.runtime import (
     seed_everything,
     setup_logging,
     world_size,
+    write_jsonl,
 )
 from scalebio.common.training import SFTConfig, train_sft
 from scalebio.sft.mixture import MANIFEST_FILE
 from scalebio.sft.online import online_training_set
 
-log = logging.getLogger("scalebio.finetune")
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "sft_config.json"
 LOG_FILE = "train_log.jsonl"
@@ -125,7 +126,7 @@ def write_run_files(folder: Path, history: list[dict], examples: list[dict], ide
     """train_log.jsonl, metrics.json, sft_config.json and log.txt next to the saved model."""
     steps = [h for h in history if "loss" in h]
     keys = ("step", "epoch", "loss", "learning_rate", "grad_norm")
-    (folder / LOG_FILE).write_text("".join(json.dumps({k: h[k] for k in keys if k in h}) + "\n" for h in steps))
+    write_jsonl(folder / LOG_FILE, [{k: h[k] for k in keys if k in h} for h in steps])
     summary = next((h for h in reversed(history) if "train_runtime" in h), {})
     metrics = {
         "n_examples": len(examples),
@@ -192,7 +193,7 @@ def finetune(
         run["selection_sha256"] = file_sha256(selection)  # what an online run samples by
     ident = {**run, "run_hash": config_hash({**run, "train": None})}
     resume = _prepare_work_dir(work, ident)
-    logger = setup_logging(work if is_main() else None, name="scalebio")  # log.txt, copied into the model
+    logger = setup_logging(work if is_main() else None, name=__name__)  # log.txt, copied into the model
     logger.info("SFT %s -> %s (%s)", train, out, "resuming from the last checkpoint" if resume else "fresh run")
 
     seed_everything(seed)
@@ -226,16 +227,12 @@ def finetune(
     return history
 
 
-def _options_help() -> str:
-    return "\n".join(f"  {n} (default {d!r}): {h}" for n, h, d in describe(SFTConfig))
-
-
 @main_guard
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m scalebio finetune",
         description="Fine-tune a base model on train.jsonl (response-only loss, the model's chat template).",
-        epilog="options (JSON keys of --options):\n" + _options_help(),
+        epilog=options_help(SFTConfig, "options (JSON keys of --options):"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--train", required=True, help="train.jsonl written by `python -m scalebio sft-set`")

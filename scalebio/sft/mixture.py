@@ -42,7 +42,7 @@ from scalebio.common.runtime import (
 )
 from scalebio.common.selection import pool_info, read_selection
 
-log = logging.getLogger("scalebio.sft.mixture")
+log = logging.getLogger(__name__)
 
 TRAIN_FILE = "train.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -264,7 +264,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-validation", action="store_true", help="do not append the validation set")
     a = ap.parse_args(argv)
     check_seed(a.seed)
-    setup_logging(None, name="scalebio")
+    setup_logging(None, name=__name__)
     build_sft_set(a.selection, a.data, a.out, seed=a.seed, append_validation=not a.no_validation)
 
 

@@ -28,8 +28,9 @@ import torch
 from scalebio.common.data import load_sources, load_split
 from scalebio.common.runtime import DataError, file_sha256
 from scalebio.common.selection import read_selection
+from scalebio.common.streams import seeded_generator
 
-log = logging.getLogger("scalebio.sft.online")
+log = logging.getLogger(__name__)
 
 TRAJECTORY_FILE = "metrics.jsonl"
 """ScaleBiO's per-step metrics (``"weights"`` per row), next to ``selection.json``."""
@@ -64,7 +65,7 @@ class SourceSampler(torch.utils.data.Sampler[int]):
 
     def draw(self, epoch: int) -> tuple[list[int], torch.Tensor]:
         """(indices of one epoch, source of each of the N draws in slot order)."""
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+        g = seeded_generator(self.seed, epoch)
         # Slot j of the N draws uses the p row at fraction j/N (one row: the same p for every slot).
         rows = (torch.arange(self.n_draws) * len(self.probs)) // max(self.n_draws, 1)
         src = torch.multinomial(self.probs[rows].float(), 1, replacement=True, generator=g).squeeze(1)

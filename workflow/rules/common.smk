@@ -4,10 +4,11 @@ import os
 import shlex
 from pathlib import Path
 
-from scalebio.common import configcheck
-from scalebio.common.launch import plan as launch_plan
+from scalebio.pipeline import configcheck, resolve
+from scalebio.pipeline.launch import plan as launch_plan
 from scalebio.common.paths import NAME
-from scalebio.common.registry import EVAL_GROUP, registered
+from scalebio.common.config import generates
+from scalebio.common.registry import EVAL_GROUP, evaluation_options, registered
 from scalebio.common.runtime import config_hash, configure_hub, configure_threads
 
 # Everything checkable from the config fails here, before any job runs, with the checker of
@@ -66,7 +67,7 @@ OFFICIAL_DIR = (
     if OFFICIAL
     else None
 )
-OFFICIAL_PREFIX = "official:"
+OFFICIAL_PREFIX = configcheck.OFFICIAL_PREFIX
 
 
 def experiments():
@@ -76,12 +77,10 @@ def experiments():
 def data_spec(experiment):
     """The experiment's ``data:`` with every ``official:<path>`` entry resolved to the fetched file."""
 
-    def resolve(entry):
+    def fetched(
+        entry,
+    ):  # an official: entry without an official: section fails in configcheck
         if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
-            if OFFICIAL_DIR is None:
-                raise ValueError(
-                    f"config error: experiments.{experiment}.data uses '{entry}' but the config has no official: section"
-                )
             return f"{OFFICIAL_DIR}/{entry[len(OFFICIAL_PREFIX):]}"
         return entry
 
@@ -89,10 +88,10 @@ def data_spec(experiment):
     # data.clusters is applied to the built pool by rule clusters (data.smk)
     spec.pop("clusters", None)
     if "sources" in spec:
-        spec["sources"] = {k: resolve(v) for k, v in spec["sources"].items()}
+        spec["sources"] = {k: fetched(v) for k, v in spec["sources"].items()}
     for key in ("validation", "test"):
         if key in spec:
-            spec[key] = resolve(spec[key])
+            spec[key] = fetched(spec[key])
     return spec
 
 
@@ -119,8 +118,8 @@ def eval_kind(experiment, evaluation):
 
 
 def section(experiment, *path):
-    """A global config section overridden by the experiment's copy (scalebio.common.configcheck.section)."""
-    return configcheck.section(config, experiment, *path)
+    """A global config section overridden by the experiment's copy (scalebio.pipeline.resolve.section)."""
+    return resolve.section(config, experiment, *path)
 
 
 def model_spec(name):
@@ -139,8 +138,8 @@ def model_input(wildcards):
 
 
 def seeds_of(experiment):
-    """The experiment's seeds (configcheck.seeds_of)."""
-    return configcheck.seeds_of(config, experiment)
+    """The experiment's seeds (scalebio.pipeline.resolve.seeds_of)."""
+    return resolve.seeds_of(config, experiment)
 
 
 def run_dir(experiment, model, method, seed=None):
@@ -150,12 +149,12 @@ def run_dir(experiment, model, method, seed=None):
 
 
 def method_options(experiment, method):
-    return configcheck.method_options(config, experiment, method)
+    return resolve.method_options(config, experiment, method)
 
 
 def twin_selection(wildcards):
-    """The selection.json of an earlier experiment's identical run ([] if none; configcheck.selection_twin)."""
-    twin = configcheck.selection_twin(
+    """The selection.json of an earlier experiment's identical run ([] if none; resolve.selection_twin)."""
+    twin = resolve.selection_twin(
         config, wildcards.experiment, wildcards.model, wildcards.method, wildcards.seed
     )
     if twin is None:
@@ -198,11 +197,11 @@ def select_command(w):
 
 
 def method_module(method):
-    return configcheck.method_module_name(config, method)
+    return resolve.method_module_name(config, method)
 
 
 def with_model_dtype(model, opts):
-    return configcheck.with_model_dtype(config, model, opts)
+    return resolve.with_model_dtype(config, model, opts)
 
 
 def weights_only(experiment):
@@ -236,13 +235,13 @@ def report_inputs(experiment):
 
 def report_twins(experiment):
     """JSON {"model/method": {seed: twin experiment}} of the runs whose selection is copied (the cost table charges
-    the twin's selection job; configcheck.selection_twins)."""
+    the twin's selection job; resolve.selection_twins)."""
     e = experiments()[experiment]
     twins = {
         f"{m}/{meth}": t
         for m in e["models"]
         for meth in e["methods"]
-        if (t := configcheck.selection_twins(config, experiment, m, meth))
+        if (t := resolve.selection_twins(config, experiment, m, meth))
     }
     return json.dumps(twins)
 
@@ -331,11 +330,7 @@ def eval_judge_path(experiment, evaluation="mtbench"):
     key = section(experiment, "eval", evaluation).get("judge_model")
     if key is None:
         return ASSET_DIRS["smollm2"]
-    if key not in config["models"]:
-        raise ValueError(
-            f"config error: eval.mtbench.judge_model '{key}' is not a key of models:"
-        )
-    return model_dir(key)
+    return model_dir(key)  # a key that is not under models: fails in configcheck
 
 
 def eval_options(experiment, evaluation, model, method, seed=None):
@@ -344,7 +339,7 @@ def eval_options(experiment, evaluation, model, method, seed=None):
     opts = with_model_dtype(model, section(experiment, "eval", evaluation))
     opts.pop("evaluation", None)
     kind = eval_kind(experiment, evaluation)
-    if kind in ("math", "lmeval", "mtbench"):
+    if generates(evaluation_options(kind)):  # its Options take GenerationOptions
         launch = job_launch("evaluate", experiment, kind, evaluation)
         opts["backend"] = launch.backend
         if launch.backend == "vllm":
@@ -381,13 +376,15 @@ def eval_inputs(wildcards):
 
 # ---- launch: launcher, processes and GPUs of every select / finetune / evaluate job
 def job_launch(stage, experiment, variant, evaluation=None):
-    """``scalebio.common.launch.plan`` for one job: ``variant`` is the method (select, finetune) or the
+    """``scalebio.pipeline.launch.plan`` for one job: ``variant`` is the method (select, finetune) or the
     evaluation kind (evaluate); ScaleBiO's ``distributed`` and an evaluation's ``backend`` come from the config.
     """
     resources = config.get("resources")
     if stage == "select":
         strategy = method_options(experiment, variant).get("distributed")
-        return launch_plan(stage, variant, resources, distributed=strategy)
+        # (keyword arguments as a dict: `module=` opening a line is a Snakemake keyword)
+        kw = {"distributed": strategy, "module": method_module(variant) or None}
+        return launch_plan(stage, variant, resources, **kw)
     if stage == "evaluate":
         backend = section(experiment, "eval", evaluation or variant).get(
             "backend", "auto"

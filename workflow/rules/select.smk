@@ -18,7 +18,7 @@ rule select:
     resources:
         gpu=lambda w: job_launch("select", w.experiment, w.method).gpus,
     params:
-        # A twin's selection (configcheck.selection_twin) is copied: same inputs, same result, no recomputation.
+        # A twin's selection (scalebio.pipeline.resolve.selection_twin) is copied: same inputs, same result, no recomputation.
         # Wildcards only: Snakemake tracks this string, so changed options or budget re-run the job.
         command=select_command,
     shell:

@@ -18,10 +18,10 @@ NOISE = [0.0, 0.25, 0.5, 0.75, 1.0]  # the denoise fixture's sources, sorted by 
 
 
 def _select(data, model, out, **options):
-    from scalebio.method import select
+    from scalebio.common.registry import run_method
 
     inputs = MethodInputs(data_dir=str(data), model=str(model), out_dir=str(out), budget=10, seed=0, options=options)
-    return select(inputs)
+    return run_method(inputs, "scalebio")
 
 
 # p after steps 1..4 of a 2-source run (p_0 = uniform)

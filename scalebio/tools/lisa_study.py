@@ -1,12 +1,14 @@
 """LISA on short responses, measured: the per-seed table of ``scalebio/README.md`` ("LISA and short responses").
 
-    python -m scalebio.report.lisa_study --out results/lisa_study                    # every variant, seeds 0-5
-    python -m scalebio.report.lisa_study --out results/lisa_study --variants full,lisa --seeds 0-7 --jobs 2
+    python -m scalebio.tools.lisa_study --out results/lisa_study                    # every variant, seeds 0-5
+    python -m scalebio.tools.lisa_study --out results/lisa_study --variants full,lisa --seeds 0-7 --jobs 2
 
-Problem: the denoising miniature with 1-3-token responses (``denoise`` builder with ``response: bare,
-max_answer_chars: 3``; 5 sources x 500 examples at 0/25/50/75/100 % corrupted responses, 64 clean validation
-examples) on the random-initialised tiny Llama, at the settings of the comparison with the official code
-(α 100, lr_u = lr_w 1e-3, lr_θ 1e-2, global batch 32 = 4 x 8, 312 steps = 4 epochs, fp32). Per run: Spearman ρ
+Problem (``--setting``, ``SETTINGS``): by default (``miniature``, the README's table) the denoising miniature with
+1-3-token responses (``denoise`` builder with ``response: bare, max_answer_chars: 3``; 5 sources x 200 examples at
+0/25/50/75/100 % corrupted responses, 64 clean validation examples) on the random-initialised tiny Llama, α 100,
+lr_u = lr_w 1e-3, lr_θ 1e-2, global batch 16, 100 steps, fp32; ``default`` is the same with the default config's
+boxed responses (``stability_study`` reads it), ``comparison`` the settings of the comparison with the official
+code (5 x 500 examples, global batch 32 = 4 x 8, 312 steps = 4 epochs). Per run: Spearman ρ
 of the final weights against the noise rate (−1 = the ordering the data implies), the final w's validation
 loss on response tokens (the whole validation set, whatever span the run trained on), the fraction of steps in
 which ‖∇u‖ and ‖∇w‖ were clipped, the median ‖∇w‖/α, and the wall time. Each run writes one JSON under
@@ -25,6 +27,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from scalebio.common.runtime import ConfigError, atomic_write_json, main_guard
+from scalebio.report.markdown import markdown_table
+from scalebio.report.stats import spearman
 
 NOISE = [0.0, 0.25, 0.5, 0.75, 1.0]  # the data's sources in name order
 SHORT = {"noise": NOISE, "response": "bare", "max_answer_chars": 3, "n_val": 64, "n_test": 64}
@@ -105,7 +109,7 @@ def summary(run_dir: Path) -> dict:
     """One run's numbers: result.json plus what its metrics.jsonl says (ρ, clipping, gradient norms, early gap)."""
     r = json.loads((run_dir / "result.json").read_text())
     rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    r["rho"] = _spearman(r["weights"], NOISE)
+    r["rho"] = spearman(r["weights"], NOISE)
     r["clip_u"], r["clip_w"] = rows[-1]["clip_frac_u"], rows[-1]["clip_frac_w"]
     r["median_gw_over_alpha"] = statistics.median(x["grad_norm_w"] / x["alpha"] for x in rows)
     # |L2(w) − L2(u)| over the first 40 steps (two LISA periods), where the reversed runs take their direction:
@@ -118,12 +122,6 @@ def _run_dir(out, variant: str, seed: int) -> Path:
     return Path(out) / "runs" / variant.replace("/", "_") / f"seed{seed}"
 
 
-def _spearman(x: list[float], y: list[float]) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y)[0])
-
-
 def _seeds(text: str) -> list[int]:
     if "-" in text:
         a, b = text.split("-")
@@ -134,30 +132,26 @@ def _seeds(text: str) -> list[int]:
 def table(results: dict[tuple[str, int], dict], variants: list[str], seeds: list[int]) -> str:
     """Markdown: a summary row per variant, then one row per seed with ρ · final validation loss · clipped steps of w."""
     mean = lambda v, k: statistics.fmean(results[v, s][k] for s in seeds)  # noqa: E731
-    out = [
-        "| variant | mean ρ | seeds with ρ > 0 | mean val loss | clipped u / w | median ‖∇w‖/α | \\|L2(w)−L2(u)\\|, steps 1-40 | s per run |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for v in variants:
-        out.append(
-            f"| {v} | {mean(v, 'rho'):+.2f} | {sum(results[v, s]['rho'] > 0 for s in seeds)} of {len(seeds)} "
-            f"| {mean(v, 'val_loss'):.3f} | {mean(v, 'clip_u'):.0%} / {mean(v, 'clip_w'):.0%} "
-            f"| {mean(v, 'median_gw_over_alpha'):.2f} | {mean(v, 'early_gap'):.3f} | {mean(v, 'wall_s'):.0f} |"
-        )
-    out += ["", "Per seed: ρ · final validation loss · clipped steps of w.", ""]
-    out += ["| seed | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|"]
-    for s in seeds:
-        cells = [
-            f"{results[v, s]['rho']:+.1f} · {results[v, s]['val_loss']:.2f} · {results[v, s]['clip_w']:.0%}"
-            for v in variants
-        ]
-        out.append(f"| {s} | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+    header = ["variant", "mean ρ", "seeds with ρ > 0", "mean val loss", "clipped u / w", "median ‖∇w‖/α",
+              "|L2(w)−L2(u)|, steps 1-40", "s per run"]  # fmt: skip
+    summary = [
+        [v, f"{mean(v, 'rho'):+.2f}", f"{sum(results[v, s]['rho'] > 0 for s in seeds)} of {len(seeds)}",
+         f"{mean(v, 'val_loss'):.3f}", f"{mean(v, 'clip_u'):.0%} / {mean(v, 'clip_w'):.0%}",
+         f"{mean(v, 'median_gw_over_alpha'):.2f}", f"{mean(v, 'early_gap'):.3f}", f"{mean(v, 'wall_s'):.0f}"]
+        for v in variants
+    ]  # fmt: skip
+    per_seed = [
+        [s, *(f"{results[v, s]['rho']:+.1f} · {results[v, s]['val_loss']:.2f} · {results[v, s]['clip_w']:.0%}"
+              for v in variants)]
+        for s in seeds
+    ]  # fmt: skip
+    return (markdown_table(header, summary) + "\nPer seed: ρ · final validation loss · clipped steps of w.\n\n"
+            + markdown_table(["seed", *variants], per_seed))  # fmt: skip
 
 
 @main_guard
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.report.lisa_study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio.tools.lisa_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/lisa_study", help="study folder (<setting>/{data,runs,table.md}, tiny)")
     ap.add_argument("--setting", default="miniature", choices=list(SETTINGS), help="the problem (SETTINGS)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}")

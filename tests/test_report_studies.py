@@ -1,5 +1,8 @@
 """Beyond-the-paper studies (``experiments.<e>.study``): the stability table's SD, Spearman and collapse verdicts,
-and the online/clusters comparison's paired difference and purity, on run folders with known answers."""
+and the online/clusters comparison's paired difference and purity, on run folders with known answers.
+
+Modules: `scalebio/report/studies.py`, `scalebio/report/comparison_study.py`.
+"""
 
 from __future__ import annotations
 
@@ -119,9 +122,12 @@ def test_clusters_claim_is_the_lowest_weight_with_the_reachable_spearman_beside_
     assert best_spearman(one_corrupted) == pytest.approx(-(0.5**0.5))  # −1/√2: ρ ≤ −0.9 is out of reach
     assert best_spearman(dict(zip(NAMES, [0.0, 0.25, 0.5, 0.75, 1.0]))) == pytest.approx(-1.0)
 
-    class R:  # the only field the weight claims read
+    from scalebio.common.registry import method_info
+
+    class R:  # the only fields the weight claims read
         def __init__(self, seed, p):
             self.seed, self.composition, self.model, self.method = seed, p, "tiny", "scalebio"
+            self.info = method_info("scalebio")
 
     runs = [R(0, {"c0": 0.10, "c1": 0.3, "c2": 0.2, "c3": 0.25, "c4": 0.15}),
             R(1, {"c0": 0.12, "c1": 0.3, "c2": 0.2, "c3": 0.24, "c4": 0.14}),

@@ -5,9 +5,13 @@
 Checks: the file exists and parses (file, line and column of a YAML error), the JSON schema
 (``workflow/schemas/config.schema.yaml``), models named by experiments exist, every method is registered (or
 names an importable module), every option block builds its typed class (``methods.<m>`` merged with the
-experiment's ``method_options``, ``sft``, ``eval.<evaluation>``, ``data.clusters``), no source uses a reserved name, and the budget
-fits in the pool wherever the pool's size is known without running anything (embedded builders, local files).
-The workflow merges per-experiment overrides with ``section`` below, so the checks see exactly what jobs get.
+experiment's ``method_options``, ``sft``, ``eval.<evaluation>``, ``data.clusters``), a log-prob judge names a model,
+``official:`` data entries have an ``official:`` section, every job's launch plan can be made (``pipeline.launch``:
+FSDP in one process on a multi-GPU job, vLLM without GPUs), no source uses a reserved name, and the budget fits in the
+pool wherever the pool's size is known without running anything (embedded builders, local files).
+The workflow merges per-experiment overrides with ``scalebio.pipeline.resolve.section``, as the checks do, so the
+checks see exactly what jobs get. Every check of a config lives here: the DAG (``workflow/rules/common.smk``) runs
+``workflow_config`` and raises nothing of its own.
 """
 
 from __future__ import annotations
@@ -23,85 +27,17 @@ from scalebio.assets import embedded
 from scalebio.assets.builder_options import check_builder_options
 from scalebio.assets.clusters import ClustersConfig
 from scalebio.assets.folders import entry_problem
-from scalebio.common.config import _merge, from_dict, load_config_file
+from scalebio.common.config import from_dict, load_config_file
 from scalebio.common.data import RESERVED_SOURCE_NAMES
 from scalebio.common.paths import NAME_HINT, NAME_PATTERN
 from scalebio.common.registry import check_options, evaluation_options, method_module
 from scalebio.common.runtime import SuiteError, main_guard
 from scalebio.common.training import SFTConfig
+from scalebio.pipeline.launch import plan
+from scalebio.pipeline.resolve import method_module_name, method_options, section, with_model_dtype
+from scalebio.pipeline.tune import expand
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def section(config: dict, experiment: str, *path: str) -> dict:
-    """A global section (``sft``, ``eval/math``, ``methods/<m>``) overridden key by key by the experiment's copy
-    (``methods/<m>`` is ``method_options/<m>`` there)."""
-    glob = config
-    for key in path:
-        glob = (glob or {}).get(key) or {}
-    local = config["experiments"][experiment]
-    for key in ("method_options", *path[1:]) if path[0] == "methods" else path:
-        local = (local or {}).get(key) or {}
-    return _merge(dict(glob), local)
-
-
-def method_options(config: dict, experiment: str, method: str) -> dict:
-    """``methods.<m>`` overridden by ``experiments.<e>.method_options.<m>`` (``module`` is not an option)."""
-    opts = section(config, experiment, "methods", method)
-    opts.pop("module", None)
-    return opts
-
-
-def method_module_name(config: dict, method: str) -> str:
-    return (config.get("methods", {}).get(method) or {}).get("module", "")
-
-
-def seeds_of(config: dict, experiment: str) -> list[int]:
-    """The experiment's seeds (``experiments.<e>.seeds``, else the top-level ``seeds``, else ``[seed]``)."""
-    e = config["experiments"][experiment]
-    return e.get("seeds") or config.get("seeds") or [config.get("seed", 0)]
-
-
-def selection_twin(config: dict, experiment: str, model: str, method: str, seed: int) -> str | None:
-    """An earlier experiment whose selection for (model, method, seed) is this one's by construction: the same
-    ``data`` spec, model, method module and options, budget, ``allow_repeats`` and seed. The workflow copies the
-    twin's selection instead of recomputing it (the studies on the denoising pool reuse ``denoise``'s ScaleBiO
-    runs this way; selections are deterministic on CPU, measured identical between runs)."""
-    exps = config["experiments"]
-
-    def key(e: str) -> tuple:
-        spec = exps[e]
-        return (spec["data"], spec.get("budget"), bool(spec.get("allow_repeats")),
-                method_module_name(config, method), method_options(config, e, method))  # fmt: skip
-
-    mine = key(experiment)
-    for other, spec in exps.items():
-        if other == experiment:
-            return None  # only earlier experiments: a twin never points back at a later one
-        if (
-            model in spec["models"]
-            and method in spec["methods"]
-            and int(seed) in seeds_of(config, other)
-            and key(other) == mine
-        ):
-            return other
-    return None
-
-
-def selection_twins(config: dict, experiment: str, model: str, method: str) -> dict[int, str]:
-    """seed -> the experiment whose selection this run copies (``selection_twin``), for the seeds that have one: a
-    cost counts the twin's selection job, not the copy."""
-    out = {}
-    for seed in seeds_of(config, experiment):
-        if twin := selection_twin(config, experiment, model, method, seed):
-            out[seed] = twin
-    return out
-
-
-def with_model_dtype(config: dict, model: str, opts: dict) -> dict:
-    """A stage's options with the model's ``dtype`` as default."""
-    dtype = config["models"][model].get("dtype")
-    return {"dtype": dtype, **opts} if dtype else opts
 
 
 def pool_size(spec: dict) -> int | None:
@@ -129,6 +65,8 @@ def _try(errors: list[str], fn, *args, **kw) -> None:
         errors.append(str(e))
 
 
+OFFICIAL_PREFIX = "official:"
+"""A data entry ``official:<path>`` names a file of the official repository at the config's pinned commit."""
 HUB_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -154,8 +92,9 @@ def model_problems(config: dict) -> list[str]:
     return out
 
 
-def data_problems(exp: str, data: dict, hub: bool) -> list[str]:
-    """Builder options that are not the builder's (typed per builder), and local data files that do not exist."""
+def data_problems(exp: str, data: dict, hub: bool, official: bool = False) -> list[str]:
+    """Builder options that are not the builder's (typed per builder), local data files that do not exist, and
+    ``official:<path>`` entries in a config without an ``official:`` section (``official``: it has one)."""
     if "builder" in data:
         try:
             check_builder_options(data["builder"], data.get("options"), f"experiments.{exp}.data.options.")
@@ -166,7 +105,9 @@ def data_problems(exp: str, data: dict, hub: bool) -> list[str]:
     entries += [(f"{k} set", data[k]) for k in ("validation", "test", "tune") if k in data]
     out = []
     for what, entry in entries:
-        if isinstance(entry, str) and entry.startswith("official:"):
+        if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
+            if not official:
+                out.append(f"experiments.{exp}.data uses '{entry}' but the config has no official: section")
             continue  # a file of the pinned official repository, fetched by its own rule
         try:
             problem = entry_problem(entry, what, hub)
@@ -174,6 +115,37 @@ def data_problems(exp: str, data: dict, hub: bool) -> list[str]:
             problem = str(err)
         if problem:
             out.append(f"experiments.{exp}.data: {problem}")
+    return out
+
+
+def judge_problems(config: dict, evaluation: str, opts: dict) -> list[str]:
+    """A log-prob judge (``eval.<e>.judge_model``) names a key of ``models:``, whose folder the job is given."""
+    key = opts.get("judge_model")
+    if key is None or opts.get("judge", "logprob") != "logprob" or key in config["models"]:
+        return []
+    return [f"eval.{evaluation}.judge_model '{key}' is not a key of models:"]
+
+
+def launch_problems(config: dict) -> list[str]:
+    """The launch plan of every select and evaluate job, as the DAG makes it (``pipeline.launch.plan``): resources
+    that do not parse, FSDP in one process on a multi-GPU job, vLLM without GPUs. Each problem once."""
+    resources = config.get("resources")
+    out: list[str] = []
+
+    def attempt(*args, **kw) -> None:
+        try:
+            plan(*args, **kw)
+        except SuiteError as err:
+            if str(err) not in out:
+                out.append(str(err))
+
+    for exp, e in config["experiments"].items():
+        for method in e["methods"]:
+            distributed = method_options(config, exp, method).get("distributed")
+            attempt("select", method, resources, distributed=distributed, module=method_module_name(config, method))
+        for ev in e.get("evals", []):
+            opts = section(config, exp, "eval", ev)
+            attempt("evaluate", opts.get("evaluation", ev), resources, backend=opts.get("backend", "auto"))
     return out
 
 
@@ -196,7 +168,7 @@ def unused_method_problems(config: dict) -> list[str]:
 
 def check(config: dict) -> list[str]:
     """Every problem of a schema-valid config, one message each (empty: the config is fine)."""
-    errors: list[str] = model_problems(config)
+    errors: list[str] = []
     for exp, e in config["experiments"].items():
         for m in e["models"]:
             if m not in config["models"]:
@@ -223,6 +195,7 @@ def check(config: dict) -> list[str]:
                 errors.append(f"experiments.{exp}.evals names '{ev}', which runs evaluation '{kind}': {err}")
                 continue
             _try(errors, from_dict, opts_cls, opts, f"eval.{ev}.")
+            errors += judge_problems(config, ev, opts)
         stray = sorted(set(e.get("weights_only") or []) - set(e["methods"]))
         if stray:
             errors.append(f"experiments.{exp}.weights_only names {stray}, which are not in its methods {e['methods']}")
@@ -251,7 +224,7 @@ def check(config: dict) -> list[str]:
             errors.append(
                 f"experiments.{exp}.data.sources: {reserved} are reserved names {RESERVED_SOURCE_NAMES}; rename"
             )
-        problems = data_problems(exp, data, bool(config.get("hub", False)))
+        problems = data_problems(exp, data, bool(config.get("hub", False)), bool(config.get("official")))
         if problems:
             errors += problems
             continue  # the pool's size is not known
@@ -265,7 +238,8 @@ def check(config: dict) -> list[str]:
                 f"experiments.{exp}.budget {e['budget']} is larger than the pool ({size} examples); lower it, add "
                 "data, or set allow_repeats: true"
             )
-    return errors + unused_method_problems(config)
+    launch = [] if errors else launch_problems(config)  # a plan needs registered methods and valid option blocks
+    return model_problems(config) + errors + launch + unused_method_problems(config)
 
 
 def schema_errors(config: dict) -> list[str]:
@@ -303,8 +277,6 @@ def workflow_config(config: dict, files=()) -> tuple[dict, list[str]]:
     if errors:
         return config, errors
     if "tune" in config:  # a tuning config is checked as the workflow runs it: expanded into its tuning runs
-        from scalebio.pipeline.tune import expand  # on use: the workflow layer sits above this module
-
         try:
             config = expand(config)
         except SuiteError as err:

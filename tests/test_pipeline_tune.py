@@ -1,5 +1,8 @@
 """The tuning protocol: a tuning split that leaves every other split alone, grid expansion, a tuning DAG that never
-sees a test set, and configs that pin what the tuning chose."""
+sees a test set, and configs that pin what the tuning chose.
+
+Modules: `scalebio/pipeline/tune.py`, `scalebio/report/tune.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import yaml
 from test_workflow import BIN, ROOT, run
 
 from scalebio.assets import embedded
-from scalebio.common.configcheck import method_options
+from scalebio.pipeline.resolve import method_options
 from scalebio.pipeline.tune import expand
 
 SMALL = {

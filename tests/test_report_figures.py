@@ -5,6 +5,8 @@ method; the layout check itself finds the faults it exists for.
 The run is built from run folders in the layout ``scalebio.report.collect`` reads (selection.json, per-item
 evaluation files, metrics.jsonl, Snakemake benchmark files): a 3-seed denoising experiment with every kind of
 method, a 1-seed experiment on a real (non-tiny) model, and the four studies (stability, online, clusters, Pareto).
+
+Modules: `scalebio/report/figures.py`, `scalebio/report/style.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from scalebio.common.selection import MethodInputs, write_selection
-from scalebio.report import style
+from scalebio.report import methods, style
 from scalebio.report.studies import study_report
 from scalebio.report.tables import experiment_report
 
@@ -232,7 +234,24 @@ def test_one_colour_per_method_everywhere_and_stable_colours_for_unknown_names()
     assert style.method_colour("reference") == style.method_colour("rho_loss")  # an alias, the same method
     expected = style.FALLBACK[int(hashlib.md5(b"my_method").hexdigest(), 16) % len(style.FALLBACK)]
     assert style.method_colour("my_method") == expected  # md5: the same in every process, unlike hash()
-    assert not set(style.FALLBACK) & set(style.METHOD_COLOURS.values())
+    declared = {c for m in known for c in (methods.describe(m).colour, *methods.describe(m).variant_colours)}
+    assert not set(style.FALLBACK) & declared
+
+
+def test_a_variant_takes_its_modules_colour_family_in_the_order_met():
+    """Colours come from the methods' own INFO: ScaleBiO's variants take ScaleBiO's family, in the order the report
+    met them (the config's method order), so two variants of one figure never share a colour."""
+    from scalebio.common.registry import method_info
+
+    family = method_info("scalebio").variant_colours
+    first = methods.describe("study_arm_a", "scalebio.method")
+    second = methods.describe("study_arm_b", "scalebio.method")
+    assert first.variant_of == second.variant_of == "scalebio" and first.display == "study_arm_a"
+    met = [n for n, i in methods.known().items() if i.variant_of == "scalebio"]  # this process's variants, in order
+    a, b = met.index("study_arm_a"), met.index("study_arm_b")
+    assert b == a + 1 and [style.method_colour("study_arm_a"), style.method_colour("study_arm_b")] == list(
+        family[a : a + 2]
+    )
 
 
 def test_a_one_seed_figure_says_so_and_clusters_are_labelled_with_their_corruption():

@@ -1,7 +1,7 @@
 """Stable weights, measured: the official read-out (last p) against averaged read-outs (``stabilize``, METHOD.md §18).
 
-    python -m scalebio.report.stability_study --out results/lisa_study                 # seeds 0-4, both lr_θ
-    python -m scalebio.report.stability_study --out results/lisa_study --setting default --seeds 0-4
+    python -m scalebio.tools.stability_study --out results/lisa_study                 # seeds 0-4, both lr_θ
+    python -m scalebio.tools.stability_study --out results/lisa_study --setting default --seeds 0-4
 
 The runs are those of ``lisa_study`` (same problems, same run folders, reused when present): variant ``full`` at
 the default lr_θ 1e-2 and ``full/lr_theta-1e-1`` at 10×, and the same two with θ's decoupled weight decay at 1
@@ -21,7 +21,9 @@ import statistics
 from pathlib import Path
 
 from scalebio.common.runtime import main_guard
-from scalebio.report import lisa_study
+from scalebio.report.markdown import markdown_table
+from scalebio.report.stats import spearman
+from scalebio.tools import lisa_study
 from scalebio.weights import average_trajectory
 
 VARIANTS = {
@@ -51,7 +53,7 @@ def measure(trajectories: list[list[list[float]]], mode: str, params: dict) -> d
     """Numbers of one read-out over seeds (one trajectory per seed)."""
     ws = [average_trajectory(t, mode, **params) for t in trajectories]
     cols = list(zip(*ws))
-    rhos = [lisa_study._spearman(w, lisa_study.NOISE) for w in ws]
+    rhos = [spearman(w, lisa_study.NOISE) for w in ws]
     return {
         "mean": [statistics.fmean(c) for c in cols],
         "sd": [statistics.stdev(c) for c in cols],
@@ -64,23 +66,19 @@ def measure(trajectories: list[list[list[float]]], mode: str, params: dict) -> d
 
 
 def table(results: dict[tuple[str, str], dict], n_seeds: int) -> str:
-    out = [
-        "| lr_θ | read-out | mean weights (0 → 100 % noise) | per-source SD | max SD | mean ρ | seeds with ρ > 0 "
-        "| largest weight | mean max−min |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["lr_θ", "read-out", "mean weights (0 → 100 % noise)", "per-source SD", "max SD", "mean ρ",
+              "seeds with ρ > 0", "largest weight", "mean max−min"]  # fmt: skip
+    rows = []
     for (lr, name), m in results.items():
         fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)  # noqa: E731
-        out.append(
-            f"| {lr} | {name} | {fmt(m['mean'])} | {fmt(m['sd'])} | {max(m['sd']):.3f} | {m['rho']:+.2f} "
-            f"| {m['positive']} of {n_seeds} | {m['max_weight']:.3f} | {m['spread']:.3f} |"
-        )
-    return "\n".join(out) + "\n"
+        rows.append([lr, name, fmt(m["mean"]), fmt(m["sd"]), f"{max(m['sd']):.3f}", f"{m['rho']:+.2f}",
+                     f"{m['positive']} of {n_seeds}", f"{m['max_weight']:.3f}", f"{m['spread']:.3f}"])  # fmt: skip
+    return markdown_table(header, rows)
 
 
 @main_guard
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.report.stability_study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio.tools.stability_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/lisa_study", help="study folder, shared with lisa_study")
     ap.add_argument("--setting", default="miniature", choices=list(lisa_study.SETTINGS), help="the problem")
     ap.add_argument("--seeds", default="0-4", help="'0-4' or '0,3,7'")

@@ -9,7 +9,7 @@ draw independently.
 
 A frozen parameter gets ``requires_grad=False`` and ``grad=None``; torch's AdamW only visits parameters
 whose ``grad`` is not None, so a frozen block receives no update at all (no momentum, no decoupled weight
-decay; ``tests/test_scalebio_lisa.py`` checks this bit for bit). By default the optimizer state (Adam
+decay; ``tests/test_common_lisa.py`` checks this bit for bit). By default the optimizer state (Adam
 moments) of a block that is frozen again is *released*, so inactive blocks really cost no optimizer memory
 — that is where LISA's memory saving comes from. ``keep_optimizer_state: true`` keeps it, as the official
 code does (its moments then resume, stale, when the block is drawn again).
@@ -24,6 +24,7 @@ from torch import nn
 
 from scalebio.common.modeling import decoder_layers
 from scalebio.common.runtime import ConfigError
+from scalebio.common.streams import lisa_salt, seeded_generator
 
 
 @dataclass
@@ -60,12 +61,12 @@ class LayerSampler:
                 f"lisa.n_layers={n_layers} but the model has {n_blocks} decoder blocks; choose 1..{n_blocks}"
             )
         self.n_blocks, self.n_layers, self.interval, self.seed = n_blocks, n_layers, interval, seed
-        self.salt = sum(map(ord, stream))  # u and w (and SFT) draw independently
+        self.salt = lisa_salt(stream)  # u and w (and SFT) draw independently
 
     def draw(self, step: int) -> list[int]:
         """Active blocks of the period that contains ``step``."""
         switch_step = step - step % self.interval
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.salt * 7919 + switch_step)
+        g = seeded_generator(self.seed, self.salt * 7919 + switch_step)
         return sorted(torch.randperm(self.n_blocks, generator=g)[: self.n_layers].tolist())
 
 

@@ -4,9 +4,12 @@ The one place that decides it. The rules ``select``, ``finetune`` and ``evaluate
 their ``params:``/``resources:`` and run ``{params.launch} -m MODULE ...``, so a user with 4 GPUs changes
 ``resources.gpus_per_job`` and nothing else:
 
-    plan("select", "scalebio", {"gpus_per_job": 8}).command
-    -> "python -m torch.distributed.run --standalone --nproc_per_node=8"   (one process per GPU)
-    plan("select", "less", {"gpus_per_job": 8}).command -> "python"        (single-process method, 1 GPU)
+    plan("select", METHOD, {"gpus_per_job": 8}).command
+    -> "python -m torch.distributed.run --standalone --nproc_per_node=8"   (a method whose INFO says multi_process)
+    -> "python"                                                            (any other method: one process, 1 GPU)
+
+Which methods run multi-process is the methods' own declaration (``MethodInfo.multi_process``, read through the
+registry with the config's ``module`` for a variant), so a ScaleBiO variant launches like ScaleBiO.
 
 ``python -m torch.distributed.run`` is ``torchrun`` run by the job's own interpreter (the ``torchrun``
 script on PATH may belong to another environment). On a CPU-only job (``gpus_per_job: 0``) the same rules
@@ -20,19 +23,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scalebio.common.config import from_dict
+from scalebio.common.registry import method_info
 from scalebio.common.runtime import ConfigError
 
-MULTI_PROCESS: dict[str, set[str] | None] = {
-    # ScaleBiO's trainer runs under a process group (DDP-style all-reduce or FSDP2; rank 0 writes).
-    # The baselines are single-process programs: N copies would each write selection.json.
-    "select": {"scalebio"},
+ASK_THE_METHOD = "method"
+MULTI_PROCESS: dict[str, set[str] | str | None] = {
+    # A method's own INFO says whether it runs under a process group (ScaleBiO's trainer: DDP-style all-reduce or
+    # FSDP2; rank 0 writes); single-process programs would each write selection.json if started N times.
+    "select": ASK_THE_METHOD,
     # The HF Trainer (plain DDP or DeepSpeed ZeRO) for every method's SFT run.
     "finetune": None,
     # Data-parallel generation (math: prompts sharded over ranks; lm-eval: its own accelerate sharding).
     # testloss and MT-Bench run one process (MT-Bench: vLLM's tensor parallelism is its multi-GPU path).
     "evaluate": {"math", "lmeval"},
 }
-"""Per stage, the variants (method / evaluation kind) that run one process per slot; None = all of them."""
+"""Per stage, the variants (method / evaluation kind) that run one process per slot; None = all of them;
+``ASK_THE_METHOD``: the method's ``MethodInfo.multi_process``."""
 
 TORCHRUN = "python -m torch.distributed.run --standalone --nproc_per_node={n}"
 
@@ -84,12 +90,14 @@ def plan(
     resources: dict | Resources | None = None,
     backend: str = "hf",
     distributed: str | None = None,
+    module: str | None = None,
 ) -> Launch:
     """Launch of a ``stage`` job (select / finetune / evaluate) for ``variant`` (method or evaluation kind).
 
     ``backend``: the evaluation's generation backend (auto / hf / vllm); vLLM runs one process that drives
     every GPU of the job itself (tensor parallelism). ``distributed``: ScaleBiO's strategy, checked here so a
-    one-process FSDP run on a multi-GPU job fails when the DAG is built, not silently at run time.
+    one-process FSDP run on a multi-GPU job fails when the DAG is built, not silently at run time. ``module``: the
+    config's ``methods.<variant>.module`` (a variant launches as its module declares).
     """
     res = resources if isinstance(resources, Resources) else from_dict(Resources, resources or {}, "resources.")
     if stage not in MULTI_PROCESS:
@@ -97,7 +105,10 @@ def plan(
     gpus = res.gpus_per_job
     backend = resolve_backend(backend, gpus) if stage == "evaluate" else "hf"
     variants = MULTI_PROCESS[stage]
-    multi = variants is None or variant in variants
+    if variants == ASK_THE_METHOD:
+        multi = method_info(variant, module or None).multi_process
+    else:
+        multi = variants is None or variant in variants
     if backend == "vllm":
         if gpus == 0:
             raise ConfigError(

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.mark.slow
 def test_benchmark_tiny_writes_table(tmp_path):
-    from scalebio.report.benchmark import main
+    from scalebio.tools.benchmark import main
 
     main(
         ["--model", "tiny", "--steps", "1", "--warmup", "1", "--seq-len", "32", "--batch", "2", "--out", str(tmp_path)]

@@ -1,8 +1,8 @@
 """Cost of one ScaleBiO step next to one plain SFT step on the same tokens: time and peak memory.
 
-    python -m scalebio.report.benchmark --model tiny                       # CPU, seconds
-    python -m scalebio.report.benchmark --model smollm2 --seq-len 256 --batch 4
-    python -m scalebio.report.benchmark --device cuda --model llama3-8b-shape --dtype bfloat16   # GPU, ~8B params
+    python -m scalebio.tools.benchmark --model tiny                       # CPU, seconds
+    python -m scalebio.tools.benchmark --model smollm2 --seq-len 256 --batch 4
+    python -m scalebio.tools.benchmark --device cuda --model llama3-8b-shape --dtype bfloat16   # GPU, ~8B params
 
 Modes: (a) ``sft``: forward/backward + AdamW on all parameters; (b) ``scalebio``: one full
 minimax step (u, w, θ: three forward/backward passes per example, two model copies); (c)
@@ -31,6 +31,9 @@ import multiprocessing as mp
 import platform
 import time
 from pathlib import Path
+
+from scalebio.common.runtime import atomic_write_json
+from scalebio.report.markdown import markdown_table
 
 SHAPES = {
     # build_tiny's shape (scalebio/assets/models.py)
@@ -93,8 +96,8 @@ def _child(args, mode: str, queue) -> None:
     import psutil
     import torch
 
+    from scalebio.common.lisa import LISA, LisaConfig
     from scalebio.common.modeling import pooled_token_loss
-    from scalebio.lisa import LISA, LisaConfig
     from scalebio.minimax import Minimax
     from scalebio.trainer import ScaleBiOConfig
     from scalebio.weights import SourceWeights
@@ -168,19 +171,18 @@ def _child(args, mode: str, queue) -> None:
 
 def _table(rows: list[dict]) -> str:
     sft = next((r for r in rows if r["mode"] == "sft" and "error" not in r), None)
-    head = "| mode | s/step | × SFT time | peak MiB | × SFT memory | weights | grads | optimizer | activations+temp |"
-    out = [head, "|" + "---|" * 9]
+    head = ["mode", "s/step", "× SFT time", "peak MiB", "× SFT memory", "weights", "grads", "optimizer",
+            "activations+temp"]  # fmt: skip
+    out = []
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['mode']} | {r['error']} |" + " |" * 7)
+            out.append([r["mode"], r["error"], *[""] * 7])
             continue
         tr = f"{r['time_s'] / sft['time_s']:.2f}" if sft else "–"
         mr = f"{r['peak_mib'] / sft['peak_mib']:.2f}" if sft else "–"
-        out.append(
-            f"| {r['mode']} | {r['time_s']:.3f} | {tr} | {r['peak_mib']:.0f} | {mr} | {r['weights_mib']:.0f} | "
-            f"{r['grads_mib']:.0f} | {r['optimizer_mib']:.0f} | {r['activations_mib']:.0f} |"
-        )
-    return "\n".join(out)
+        out.append([r["mode"], f"{r['time_s']:.3f}", tr, f"{r['peak_mib']:.0f}", mr, f"{r['weights_mib']:.0f}",
+                    f"{r['grads_mib']:.0f}", f"{r['optimizer_mib']:.0f}", f"{r['activations_mib']:.0f}"])  # fmt: skip
+    return markdown_table(head, out).rstrip("\n")
 
 
 def ratios(rows: list[dict]) -> dict:
@@ -197,7 +199,7 @@ def ratios(rows: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m scalebio.report.benchmark", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m scalebio.tools.benchmark", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=sorted(SHAPES), default="tiny", help="model shape (random init)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16"], help="default: bf16 on CUDA, fp32 on CPU")
@@ -244,7 +246,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{args.model}-{args.device}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(stem.with_suffix(".json"), result)
     md = (
         f"# ScaleBiO step cost: {args.model} ({rows[0].get('params', 0) / 1e6:.1f}M params), {args.device}, "
         f"{args.dtype}, {args.batch}×{args.seq_len} tokens/step, gradient checkpointing "

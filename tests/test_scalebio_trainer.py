@@ -1,4 +1,7 @@
-"""The run loop end to end on the tiny model: denoising, determinism, resume after a kill, bad input, CLI."""
+"""The run loop end to end on the tiny model: denoising, determinism, resume after a kill, bad input, CLI.
+
+Modules: `scalebio/trainer.py`, `scalebio/checkpoint.py` (resume), `scalebio/method.py`.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +26,10 @@ SMALL = {"global_batch_size": 8, "micro_batch_size": 4, "max_length": 64, "lr_u"
 
 
 def _select(data, model, out, **options):
-    from scalebio.method import select
+    from scalebio.common.registry import run_method
 
     inputs = MethodInputs(data_dir=str(data), model=str(model), out_dir=str(out), budget=10, seed=0, options=options)
-    return select(inputs)
+    return run_method(inputs, "scalebio")
 
 
 def _env():

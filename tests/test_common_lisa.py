@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from scalebio.common.data import collate, list_sources, load_sources
+from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import decoder_layers, load_model, load_tokenizer
 from scalebio.common.runtime import AssetError, ConfigError
-from scalebio.lisa import LISA, LisaConfig
 from scalebio.minimax import Minimax
 from scalebio.trainer import ScaleBiOConfig, ScaleBiORecipe
 from scalebio.weights import SourceWeights
@@ -149,8 +149,8 @@ def test_lisa_orders_short_answer_sources_in_every_seed(tiny_model_dir, denoise_
     sources (Spearman(noise, p) ≤ −0.7)."""
     from scipy.stats import spearmanr
 
+    from scalebio.common.registry import run_method
     from scalebio.common.selection import MethodInputs, read_selection
-    from scalebio.method import select
 
     opts = {"global_batch_size": 16, "micro_batch_size": 16, "max_length": 64, "lr_u": 1e-3, "lr_w": 1e-3,
             "max_steps": 100, "theta_movement": 1.17, "loss_span": "assistant_turn", "progress": False,
@@ -159,7 +159,7 @@ def test_lisa_orders_short_answer_sources_in_every_seed(tiny_model_dir, denoise_
     for seed in range(6):
         inputs = MethodInputs(str(denoise_short_data_dir), str(tiny_model_dir), str(tmp_path / str(seed)), 64, seed,
                               dict(opts))  # fmt: skip
-        sel = read_selection(select(inputs))
+        sel = read_selection(run_method(inputs, "scalebio"))
         p = [sel["weights"][k] for k in sorted(sel["weights"])]
         rhos.append(spearmanr([0.0, 0.25, 0.5, 0.75, 1.0], p).statistic)
         clipped.append(max(sel["clip_fraction"].values()))

@@ -1,7 +1,10 @@
 """Several validation objectives through the pipeline (beyond the paper): the two-target multilingual pool, the
 ScaleBiO run on it, the held-out loss per target, and the Pareto study on run folders with known answers.
 The optimiser itself (scalebio/objectives.py in scalebio/minimax.py) is tested on a convex problem in
-test_scalebio_minimax.py."""
+test_scalebio_minimax.py.
+
+Modules: `scalebio/objectives.py`, `scalebio/report/pareto.py`.
+"""
 
 from __future__ import annotations
 
@@ -47,13 +50,14 @@ def test_two_target_pool_tags_validation_and_test_rows(two_target_data, tmp_path
 def test_scalebio_runs_the_combined_objective_and_logs_each_target(two_target_data, tiny_model_dir, tmp_path):
     """`objectives: weighted {spanish: 3, french: 1}` on the two-target pool: every step's metrics carry both
     targets' validation losses and c = (0.75, 0.25), and L1(w) = Σ c_j L1_j; without target tags it is an error."""
+    from scalebio.common.registry import run_method
     from scalebio.common.selection import MethodInputs, read_selection
-    from scalebio.method import select
 
     opts = {"global_batch_size": 8, "micro_batch_size": 4, "max_length": 128, "max_steps": 4, "progress": False,
             "objectives": {"rule": "weighted", "weights": {"spanish": 3.0, "french": 1.0}}}  # fmt: skip
     out = tmp_path / "run"
-    sel = read_selection(select(MethodInputs(str(two_target_data), str(tiny_model_dir), str(out), 10, 0, opts)))
+    inputs = MethodInputs(str(two_target_data), str(tiny_model_dir), str(out), 10, 0, opts)
+    sel = read_selection(run_method(inputs, "scalebio"))
     assert set(sel["weights"]) == set(LANGS)
     rows = _rows(out / "metrics.jsonl")
     assert len(rows) == 4
@@ -65,10 +69,12 @@ def test_scalebio_runs_the_combined_objective_and_logs_each_target(two_target_da
 
     build("multilingual", TWO | {"target": "spanish"}, one, seed=0)
     with pytest.raises(ConfigError, match="need a 'target' on every validation row"):
-        select(MethodInputs(str(one), str(tiny_model_dir), str(tmp_path / "r2"), 10, 0, opts))
+        run_method(MethodInputs(str(one), str(tiny_model_dir), str(tmp_path / "r2"), 10, 0, opts), "scalebio")
     with pytest.raises(ConfigError, match=r"names \['german'\], which are not validation sets"):
         bad = opts | {"objectives": {"rule": "weighted", "weights": {"german": 1.0}}}
-        select(MethodInputs(str(two_target_data), str(tiny_model_dir), str(tmp_path / "r3"), 10, 0, bad))
+        run_method(
+            MethodInputs(str(two_target_data), str(tiny_model_dir), str(tmp_path / "r3"), 10, 0, bad), "scalebio"
+        )
 
 
 def test_testloss_reports_each_targets_loss(two_target_data, tiny_model_dir, tmp_path):

@@ -1,0 +1,82 @@
+"""How the workflow reads its config: one experiment's view of the global sections, its seeds, the runs whose
+selection another experiment already made (twins), the model's dtype as a stage's default.
+
+Pure functions of the config dict, shared by the DAG (``workflow/rules/common.smk``), the checker
+(``scalebio.pipeline.configcheck``), the tuning expansion and the cross-experiment reports, so that a job gets
+exactly what was checked and a report reads the runs the DAG made.
+"""
+
+from __future__ import annotations
+
+from scalebio.common.config import _merge
+
+
+def section(config: dict, experiment: str, *path: str) -> dict:
+    """A global section (``sft``, ``eval/math``, ``methods/<m>``) overridden key by key by the experiment's copy
+    (``methods/<m>`` is ``method_options/<m>`` there)."""
+    glob = config
+    for key in path:
+        glob = (glob or {}).get(key) or {}
+    local = config["experiments"][experiment]
+    for key in ("method_options", *path[1:]) if path[0] == "methods" else path:
+        local = (local or {}).get(key) or {}
+    return _merge(dict(glob), local)
+
+
+def method_options(config: dict, experiment: str, method: str) -> dict:
+    """``methods.<m>`` overridden by ``experiments.<e>.method_options.<m>`` (``module`` is not an option)."""
+    opts = section(config, experiment, "methods", method)
+    opts.pop("module", None)
+    return opts
+
+
+def method_module_name(config: dict, method: str) -> str:
+    return (config.get("methods", {}).get(method) or {}).get("module", "")
+
+
+def seeds_of(config: dict, experiment: str) -> list[int]:
+    """The experiment's seeds (``experiments.<e>.seeds``, else the top-level ``seeds``, else ``[seed]``)."""
+    e = config["experiments"][experiment]
+    return e.get("seeds") or config.get("seeds") or [config.get("seed", 0)]
+
+
+def selection_twin(config: dict, experiment: str, model: str, method: str, seed: int) -> str | None:
+    """An earlier experiment whose selection for (model, method, seed) is this one's by construction: the same
+    ``data`` spec, model, method module and options, budget, ``allow_repeats`` and seed. The workflow copies the
+    twin's selection instead of recomputing it (the studies on the denoising pool reuse ``denoise``'s ScaleBiO
+    runs this way; selections are deterministic on CPU, measured identical between runs)."""
+    exps = config["experiments"]
+
+    def key(e: str) -> tuple:
+        spec = exps[e]
+        return (spec["data"], spec.get("budget"), bool(spec.get("allow_repeats")),
+                method_module_name(config, method), method_options(config, e, method))  # fmt: skip
+
+    mine = key(experiment)
+    for other, spec in exps.items():
+        if other == experiment:
+            return None  # only earlier experiments: a twin never points back at a later one
+        if (
+            model in spec["models"]
+            and method in spec["methods"]
+            and int(seed) in seeds_of(config, other)
+            and key(other) == mine
+        ):
+            return other
+    return None
+
+
+def selection_twins(config: dict, experiment: str, model: str, method: str) -> dict[int, str]:
+    """seed -> the experiment whose selection this run copies (``selection_twin``), for the seeds that have one: a
+    cost counts the twin's selection job, not the copy."""
+    out = {}
+    for seed in seeds_of(config, experiment):
+        if twin := selection_twin(config, experiment, model, method, seed):
+            out[seed] = twin
+    return out
+
+
+def with_model_dtype(config: dict, model: str, opts: dict) -> dict:
+    """A stage's options with the model's ``dtype`` as default."""
+    dtype = config["models"][model].get("dtype")
+    return {"dtype": dtype, **opts} if dtype else opts
