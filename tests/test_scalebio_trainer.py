@@ -275,7 +275,7 @@ def test_cli_help_dry_run_and_errors(tiny_model_dir, denoise_data_dir, tmp_path,
     assert e.value.code == 0
     out = capsys.readouterr().out
     for name, _, default in describe(ScaleBiOConfig):
-        assert f"{name} (default: {default!r})" in out
+        assert f"{name} (default {default!r})" in out
     main(["reweight", "--config", str(cfg), "--dry-run", "lr_theta=0.5", "out=elsewhere"])
     resolved = json.loads(capsys.readouterr().out)
     assert resolved["options"]["lr_theta"] == 0.5 and resolved["out"] == "elsewhere"
