@@ -40,6 +40,7 @@ from pathlib import Path
 
 from scalebio.common.config import as_dict, from_dict, options_help, parse_json_object
 from scalebio.common.data import read_jsonl, tokenize_records
+from scalebio.common.model_settings import SETTINGS_FILE
 from scalebio.common.modeling import IGNORE_INDEX, check_tokenizer_matches, load_model, load_tokenizer, resolve_model
 from scalebio.common.runtime import (
     ConfigError,
@@ -145,6 +146,13 @@ def write_run_files(folder: Path, history: list[dict], examples: list[dict], ide
     return metrics
 
 
+def copy_settings(model_path: Path, folder: Path) -> None:
+    """The base model's ``scalebio_model.json`` (prompt format, attention) into the fine-tuned model, so that its
+    evaluation loads it the same way (the chat template itself is saved with the tokenizer)."""
+    if (model_path / SETTINGS_FILE).is_file():
+        shutil.copyfile(model_path / SETTINGS_FILE, folder / SETTINGS_FILE)
+
+
 def online_inputs(train: Path, selection, data, mode: str) -> tuple[Path, Path]:
     """The selection and pool an online run samples from: as given, else those the SFT set was built from."""
     manifest = train.parent / MANIFEST_FILE
@@ -220,6 +228,7 @@ def finetune(
         )
         trained = examples if sampler is None else [examples[i] for i in sampler.draw(0)[0]]  # what epoch 0 saw
         metrics = write_run_files(tmp, history, trained, ident, work, t0, resume)
+        copy_settings(Path(model_path), tmp)
         atomic_write_json(tmp / SAMPLING_FILE, sampling)
     logger.info("saved %s (loss %s -> %s)", out, metrics["first_loss"], metrics["last_loss"])
     if not keep_work_dir:

@@ -1,6 +1,7 @@
 # Config validation and the small input functions every stage uses.
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -126,15 +127,31 @@ def model_spec(name):
     return config["models"][name]
 
 
+# Models prepared by the download step (hub ids at a pinned revision, local folders with settings), by folder name.
+# Every job of such a model reads the prepared folder, never the hub (scalebio/pipeline/resolve.py: model_download).
+MODEL_CACHE = config.get("model_cache") or resolve.DEFAULT_MODEL_CACHE
+DOWNLOADS = {
+    d["name"]: d
+    for name in config["models"]
+    if (d := resolve.model_download(config, name)) is not None
+}
+
+
 def model_dir(name):
     spec = model_spec(name)
-    return ASSET_DIRS[spec["asset"]] if spec.get("asset") else spec["path"]
+    if spec.get("asset"):
+        return ASSET_DIRS[spec["asset"]]
+    download = resolve.model_download(config, name)
+    return download["folder"] if download else spec["path"]
 
 
 def model_input(wildcards):
-    """The model folder as a Snakemake input when a rule builds it (embedded assets)."""
+    """The model folder as a Snakemake input when a rule makes it (embedded assets, prepared downloads)."""
     spec = model_spec(wildcards.model)
-    return [ASSET_DIRS[spec["asset"]]] if spec.get("asset") else []
+    if spec.get("asset"):
+        return [ASSET_DIRS[spec["asset"]]]
+    download = resolve.model_download(config, wildcards.model)
+    return [download["folder"]] if download else []
 
 
 def seeds_of(experiment):
@@ -367,7 +384,7 @@ def eval_inputs(wildcards):
         opts = section(wildcards.experiment, "eval", wildcards.evaluation)
         if opts.get("judge", "logprob") == "logprob":
             judge = eval_judge_path(wildcards.experiment, wildcards.evaluation)
-            if judge in ASSET_DIRS.values():
+            if judge in ASSET_DIRS.values() or judge.startswith(f"{MODEL_CACHE}/"):
                 inputs["judge"] = judge
     else:
         inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
