@@ -42,6 +42,7 @@ from scalebio.common.runtime import (
     seed_everything,
     setup_logging,
 )
+from scalebio.loading import build_empty, materialise
 from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
 from scalebio.objectives import Objectives, ObjectivesConfig, group_by_target
 from scalebio.sampling import CycleSampler, IIDSampler
@@ -295,8 +296,13 @@ class ScaleBiORecipe:
     def _setup_models(self) -> None:
         """u and w: two independent copies of the pretrained model; θ = 0; the three optimizers; LISA."""
         cfg, dist, device = self.cfg, self.dist, self.device
-        u = load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing)
-        w = load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing)
+        sharded = dist.strategy == "fsdp" and dist.enabled
+        # FSDP: both copies built on the meta device and filled shard by shard after wrapping (loading.py), so no
+        # rank ever holds a whole copy; one process / DDP: each process holds both copies anyway.
+        if sharded:
+            u, w = (build_empty(self.model_path, cfg.dtype, cfg.gradient_checkpointing) for _ in range(2))
+        else:
+            u, w = (load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing) for _ in range(2))
         check_tokenizer_matches(u, self.tok, where=f"model '{self.model_path}': ")
         u.train()
         w.train()
@@ -308,8 +314,12 @@ class ScaleBiORecipe:
         if cfg.lisa.enabled:  # blocks are found before FSDP wraps them
             w_stream = "u" if cfg.lisa.same_blocks else "w"  # the same stream draws the same blocks
             self.lisa = [LISA(u, None, cfg.lisa, cfg.seed, "u"), LISA(w, None, cfg.lisa, cfg.seed, w_stream)]
-        if dist.strategy == "fsdp" and dist.enabled:
+        if sharded:
             u, w = distributed.wrap_fsdp(u, device), distributed.wrap_fsdp(w, device)
+            stats = [materialise(m, self.model_path, device) for m in (u, w)]
+            if dist.is_main:
+                log.info("FSDP load: rank 0 holds %.3g GB of the models' %.3g GB (built on meta, filled shard by shard)",
+                         sum(s.local for s in stats) / 1e9, sum(s.full for s in stats) / 1e9)  # fmt: skip
         opts = cfg.build_optimizers(u, w, weights, lr_theta=self.lr_theta)
         for lisa, opt in zip(self.lisa, opts):
             lisa.optimizer = opt
