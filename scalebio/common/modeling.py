@@ -17,7 +17,7 @@ from torch import nn
 
 from scalebio.common.data import IGNORE_INDEX
 from scalebio.common.model_settings import apply_prompt_format, attention_for, read_settings
-from scalebio.common.runtime import AssetError, hub_enabled
+from scalebio.common.runtime import AssetError, hub_enabled, local_rank
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -39,6 +39,15 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def local_device() -> torch.device:
+    """This process's own device: under a launcher its GPU ``LOCAL_RANK``, made the current device first (so that
+    nothing lands on GPU 0 by default: 8 ranks loading onto GPU 0 is the failure this prevents), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank())
+    return torch.device("cuda", local_rank())
 
 
 def load_tokenizer(name_or_path: str | os.PathLike):
@@ -80,8 +89,10 @@ def load_model(
     device: str | torch.device | None = None,
     gradient_checkpointing: bool = False,
     attn_implementation: str | None = None,
+    move: bool = True,
 ):
-    """Load a causal LM for training or scoring (``train()`` mode is left to the caller)."""
+    """Load a causal LM for training or scoring (``train()`` mode is left to the caller). ``move=False`` leaves the
+    weights where ``from_pretrained`` put them (under ZeRO-3's init they are already partitioned over the ranks)."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_model(name_or_path)
@@ -94,7 +105,8 @@ def load_model(
         )
     except Exception as e:  # corrupt weights, a refused pickle, a bad config.json ...
         raise AssetError(load_failure(path, e)) from None
-    model.to(device)
+    if move:
+        model.to(device)
     model.config.use_cache = False
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -130,7 +142,8 @@ def load_failure(path, error: Exception) -> str:
 
 
 def check_tokenizer_matches(model, tokenizer, where: str = "") -> None:
-    rows = model.get_input_embeddings().weight.shape[0]
+    weight = model.get_input_embeddings().weight
+    rows = getattr(weight, "ds_shape", weight.shape)[0]  # ZeRO-3 partitions it at load: its full shape is ds_shape
     if len(tokenizer) > rows:
         raise AssetError(
             f"{where}tokenizer has {len(tokenizer)} tokens but the model's embedding has {rows} rows: "

@@ -41,7 +41,15 @@ from pathlib import Path
 from scalebio.common.config import as_dict, from_dict, options_help, parse_json_object
 from scalebio.common.data import read_jsonl, tokenize_records
 from scalebio.common.model_settings import SETTINGS_FILE
-from scalebio.common.modeling import IGNORE_INDEX, check_tokenizer_matches, load_model, load_tokenizer, resolve_model
+from scalebio.common.modeling import (
+    IGNORE_INDEX,
+    check_tokenizer_matches,
+    load_model,
+    load_tokenizer,
+    local_device,
+    resolve_model,
+)
+from scalebio.common.preemption import PreemptionFlag
 from scalebio.common.runtime import (
     ConfigError,
     DataError,
@@ -212,24 +220,27 @@ def finetune(
                                                           seed)  # fmt: skip
     if sampler is None:
         examples = load_training_set(train, tokenizer, cfg, logger)
-    model = load_model(model_path, dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing)
+    # ZeRO-3: a TrainingArguments with the DeepSpeed config alive while the model loads makes from_pretrained load it
+    # partitioned over the ranks (deepspeed.zero.Init), so no rank ever holds the whole model; otherwise each rank
+    # loads onto its own device (local_device: set before loading).
+    zero3 = cfg.zero_stage() == 3
+    _zero_init = cfg.training_arguments(str(work), seed) if zero3 else None  # kept alive while the model loads
+    model = load_model(model_path, cfg.dtype, local_device(), cfg.gradient_checkpointing, move=not zero3)
     check_tokenizer_matches(model, tokenizer, where=f"model '{model_path}': ")
     model.train()
 
     t0 = time.time()
-    if not is_main():
-        # Other ranks take part in the (ZeRO-3 gathering) save but write nothing: rank 0 owns the folder.
-        return train_sft(
-            model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(work), sampler=sampler
-        )
-    with atomic_dir(out, what="model folder") as tmp:
-        history = train_sft(
-            model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(tmp), sampler=sampler
-        )
-        trained = examples if sampler is None else [examples[i] for i in sampler.draw(0)[0]]  # what epoch 0 saw
-        metrics = write_run_files(tmp, history, trained, ident, work, t0, resume)
-        copy_settings(Path(model_path), tmp)
-        atomic_write_json(tmp / SAMPLING_FILE, sampling)
+    args = (model, tokenizer, examples, cfg, str(work), seed, callbacks, resume)
+    with PreemptionFlag() as flag:
+        if not is_main():
+            # Other ranks take part in the (ZeRO-3 gathering) save but write nothing: rank 0 owns the folder.
+            return train_sft(*args, save_dir=str(work), sampler=sampler, preemption=flag)
+        with atomic_dir(out, what="model folder") as tmp:
+            history = train_sft(*args, save_dir=str(tmp), sampler=sampler, preemption=flag)
+            copy_settings(Path(model_path), tmp)
+            trained = examples if sampler is None else [examples[i] for i in sampler.draw(0)[0]]  # what epoch 0 saw
+            metrics = write_run_files(tmp, history, trained, ident, work, t0, resume)
+            atomic_write_json(tmp / SAMPLING_FILE, sampling)
     logger.info("saved %s (loss %s -> %s)", out, metrics["first_loss"], metrics["last_loss"])
     if not keep_work_dir:
         shutil.rmtree(work, ignore_errors=True)
