@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,6 +159,16 @@ class SFTConfig:
         )
 
 
+def single_process_env() -> None:
+    """DeepSpeed needs a process group even for one process; outside a launcher, make a 1-rank one."""
+    if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
 def lisa_callback(model, cfg: LisaConfig, seed: int):
     """A ``TrainerCallback`` running ``scalebio.common.lisa.LISA`` on the Trainer's model and optimizer (stream "sft").
 
@@ -228,6 +240,9 @@ def train_sft(
     a checkpoint in ``output_dir`` and ``Preempted`` is raised before anything is saved as final (the same call with
     ``resume=True`` continues). ``extra``: further ``TrainingArguments`` keys.
     """
+
+    if cfg.deepspeed:
+        single_process_env()  # a baseline's training (RHO-LOSS's hold-out model) runs DeepSpeed in one process
 
     class SamplerTrainer(suite_trainer_class()):
         # The Trainer's documented hook for the training order; it calls the sampler's set_epoch every epoch.

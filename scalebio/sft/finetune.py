@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +65,7 @@ from scalebio.common.runtime import (
     world_size,
     write_jsonl,
 )
-from scalebio.common.training import SFTConfig, train_sft
+from scalebio.common.training import SFTConfig, single_process_env, train_sft
 from scalebio.sft.mixture import MANIFEST_FILE
 from scalebio.sft.online import online_training_set
 
@@ -88,16 +87,6 @@ class RunInfo:
     model: str
     seed: int
     options: dict
-
-
-def _single_process_env() -> None:
-    """DeepSpeed needs a process group even for one process; outside a launcher, make a 1-rank one."""
-    if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
 def _prepare_work_dir(work: Path, ident: dict) -> bool:
@@ -203,7 +192,7 @@ def finetune(
     if online:
         selection, data = online_inputs(train, selection, data, cfg.sampling)
     if cfg.deepspeed:
-        _single_process_env()
+        single_process_env()
     run = as_dict(RunInfo(str(train), file_sha256(train), str(model_path), seed, as_dict(cfg)))
     if online:
         run["selection_sha256"] = file_sha256(selection)  # what an online run samples by
