@@ -48,7 +48,10 @@ from scalebio.common.selection import MethodInputs
 from scalebio.common.streams import seeded_generator
 from scalebio.common.training import SFTConfig
 
-INFO = MethodInfo(name="less", display="LESS", role="baseline", order=20, in_paper=True, trains=True, colour="#ff7f0e")
+INFO = MethodInfo(
+    name="less", display="LESS", role="baseline", order=20, in_paper=True, trains=True, colour="#ff7f0e",
+    memory="lora_features",
+)  # fmt: skip
 
 
 def _warmup_default() -> SFTConfig:

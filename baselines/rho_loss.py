@@ -37,8 +37,9 @@ from scalebio.common.training import SFTConfig, single_process_env
 
 # registered twice (``rho_loss`` and its alias ``reference``): one INFO, one colour
 INFO = MethodInfo(
-    name="rho_loss", display="RHO-LOSS", role="baseline", order=30, in_paper=True, trains=True, colour="#2ca02c"
-)
+    name="rho_loss", display="RHO-LOSS", role="baseline", order=30, in_paper=True, trains=True, colour="#2ca02c",
+    memory="holdout_sft",
+)  # fmt: skip
 
 
 def _holdout_default() -> SFTConfig:

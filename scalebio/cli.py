@@ -77,6 +77,7 @@ COMMANDS = {
         "compare a fresh run's tables with the committed reference, within a stated tolerance",
     ),
     "benchmark": ("scalebio.tools.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
+    "plan-memory": ("scalebio.pipeline.memory", "per-GPU and host memory of every GPU stage of a config, checked"),
 }
 __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in COMMANDS.items()) + "\n"
 

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from scalebio.pipeline import configcheck, resolve
@@ -28,6 +29,12 @@ TUNING = "tune" in config
 if TUNING:
     config.clear()
     config.update(_checked)
+# The memory plan of a GPU config (scalebio/pipeline/memory.py: per GPU and host, per stage), shown whenever the DAG is
+# built (`snakemake -n` prints it); a stage that does not fit the config's resources already failed the check above.
+if (config.get("resources") or {}).get("gpus_per_job", 0):
+    from scalebio.pipeline import memory
+
+    print(memory.render(config), file=sys.stderr)
 
 # Offline unless the config opts into the hub; child processes inherit the environment.
 configure_hub(config.get("hub", False))
