@@ -10,7 +10,7 @@
      m' / (√v' + ε) (LESS's code writes √(v' + ε); the difference only matters where v' ≈ 0);
    - validation examples: the plain gradient g.
    Both are randomly projected (seeded Rademacher or Gaussian matrix, ``projection_dim`` columns;
-   8192 in the paper) and L2-normalised.
+   8192 in the paper; or ``countsketch``, the matrix-free projection for 8B models) and L2-normalised.
 3. Score: cosine similarity to each validation example, averaged within a validation subtask
    (the ``topic`` prefix before "/", one task if absent), then the max (or mean) over subtasks;
    summed over checkpoints weighted by that epoch's average learning rate. Top N are selected.
@@ -48,7 +48,10 @@ from scalebio.common.selection import MethodInputs
 from scalebio.common.streams import seeded_generator
 from scalebio.common.training import SFTConfig
 
-INFO = MethodInfo(name="less", display="LESS", role="baseline", order=20, in_paper=True, trains=True, colour="#ff7f0e")
+INFO = MethodInfo(
+    name="less", display="LESS", role="baseline", order=20, in_paper=True, trains=True, colour="#ff7f0e",
+    memory="lora_features",
+)  # fmt: skip
 
 
 def _warmup_default() -> SFTConfig:
@@ -78,10 +81,14 @@ class Options:
     per-example backward pass stop early, the main cost on CPU."""
     projection_dim: int = 8192
     """Random-projection dimension of the gradient features."""
-    projection: Literal["rademacher", "gaussian"] = "rademacher"
-    """Entries of the projection matrix."""
+    projection: Literal["rademacher", "gaussian", "countsketch"] = "rademacher"
+    """Entries of the projection matrix; ``countsketch``: no matrix at all, each gradient coordinate is added with a
+    random sign into one of ``projection_dim`` buckets (a sparse Johnson-Lindenstrauss projection, ``CountSketch``),
+    generated block by block on the gradients' device from the seed: O(D) per example instead of O(D·k), the choice
+    at 8B (D ≈ 1.1e8 LoRA gradients: a dense D × 8192 matrix is 3.25 TiB)."""
     projection_block: int = 16384
-    """Rows of the projection matrix generated at once (each block has its own seed)."""
+    """Rows of the projection matrix generated at once (each block has its own seed); ``countsketch``: coordinates
+    per block (use ~1,048,576 on a GPU)."""
     projection_cache_mb: int = 1024
     """Keep the generated matrix in memory if it fits in this many MB, else regenerate per batch."""
     subtask_reduce: Literal["max", "mean"] = "max"
@@ -145,6 +152,33 @@ class Projector:
 
     def matrix(self) -> torch.Tensor:
         return torch.cat([self._block(b, "cpu").cpu() for b in range(-(-self.dim // self.block))])
+
+
+class CountSketch:
+    """A D → k projection without a matrix: coordinate i goes, times a random sign, into bucket h(i) (CountSketch,
+    Charikar et al. 2002; E⟨Sx, Sy⟩ = ⟨x, y⟩). Buckets and signs of each block of ``block`` coordinates are drawn on
+    the gradients' device from (seed, block): O(D) time per example and ``block`` numbers of memory."""
+
+    def __init__(self, dim: int, k: int, seed: int, block: int = 16384):
+        self.dim, self.k, self.seed, self.block = dim, k, seed, block
+
+    def __call__(self, g: torch.Tensor) -> torch.Tensor:
+        """Project rows of ``g`` ([B, D]) to [B, k]."""
+        out = torch.zeros(g.shape[0], self.k, device=g.device, dtype=torch.float32)
+        for b, start in enumerate(range(0, self.dim, self.block)):
+            rows = min(self.block, self.dim - start)
+            gen = seeded_generator(self.seed, b, g.device)
+            bucket = torch.randint(0, self.k, (rows,), generator=gen, device=g.device)
+            sign = torch.randint(0, 2, (rows,), generator=gen, device=g.device).float().mul_(2).sub_(1)
+            out.index_add_(1, bucket, g[:, start : start + rows].float() * sign)
+        return out
+
+
+def make_projector(dim: int, opts: Options, seed: int):
+    """The projection ``opts.projection`` names (a dense seeded matrix built in blocks, or ``CountSketch``)."""
+    if opts.projection == "countsketch":
+        return CountSketch(dim, opts.projection_dim, seed, opts.projection_block)
+    return Projector(dim, opts.projection_dim, seed, opts.projection, opts.projection_block, opts.projection_cache_mb)
 
 
 def example_loss(model, params: dict, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -291,9 +325,7 @@ def select(inputs: MethodInputs, opts: Options) -> Path:
     history = train(run, "warmup", model, tokenizer, warm, opts.warmup, [saver.callback], **adam)
 
     dim = sum(p.numel() for n, p in model.named_parameters() if n in set(names))
-    projector = Projector(
-        dim, opts.projection_dim, inputs.seed, opts.projection, opts.projection_block, opts.projection_cache_mb
-    )
+    projector = make_projector(dim, opts, inputs.seed)
     features = GradientFeatures(
         model, names, projector, tokenizer.pad_token_id, opts.grad_batch_size, opts.gradient_mode
     )

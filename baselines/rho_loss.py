@@ -21,6 +21,7 @@ T)). Registered as ``rho_loss`` and, for older configs, ``reference``.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,12 +33,13 @@ from scalebio.common.modeling import check_tokenizer_matches, load_model
 from scalebio.common.registry import MethodInfo
 from scalebio.common.runtime import ConfigError
 from scalebio.common.selection import MethodInputs
-from scalebio.common.training import SFTConfig
+from scalebio.common.training import SFTConfig, single_process_env
 
 # registered twice (``rho_loss`` and its alias ``reference``): one INFO, one colour
 INFO = MethodInfo(
-    name="rho_loss", display="RHO-LOSS", role="baseline", order=30, in_paper=True, trains=True, colour="#2ca02c"
-)
+    name="rho_loss", display="RHO-LOSS", role="baseline", order=30, in_paper=True, trains=True, colour="#2ca02c",
+    memory="holdout_sft",
+)  # fmt: skip
 
 
 def _holdout_default() -> SFTConfig:
@@ -86,13 +88,30 @@ def select(inputs: MethodInputs, opts: Options) -> Path:
         "pool: %d examples in %d sources; %d validation", len(pool.examples), len(pool.sources), len(pool.validation)
     )
 
-    ref = load_model(inputs.model, dtype=opts.holdout.dtype)
+    # ZeRO-3 (the paper configs' hold-out: config/deepspeed/zero3.json, one process): the model loads partitioned,
+    # as in the SFT stage, and trains with its optimizer states on the CPU, so a full fine-tune of an 8B model fits
+    # one GPU (python -m scalebio plan-memory shows it).
+    zero3 = opts.holdout.zero_stage() == 3
+    if zero3:
+        single_process_env()
+    zero_init = opts.holdout.training_arguments(str(run.out / "zero-init"), inputs.seed) if zero3 else None
+    ref = load_model(inputs.model, dtype=opts.holdout.dtype, move=not zero3)
     check_tokenizer_matches(ref, tokenizer, where=f"model '{inputs.model}': ")
-    history = train(run, "holdout", ref, tokenizer, pool.validation, opts.holdout)
+    saved = run.out / "holdout_model"
+    history = train(
+        run, "holdout", ref, tokenizer, pool.validation, opts.holdout, **({"save_dir": str(saved)} if zero3 else {})
+    )
+    if zero3:  # the trained model is partitioned: score with its gathered weights, loaded whole like the base model
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        del zero_init
+        unset_hf_deepspeed_config()
+        ref = load_model(saved, dtype=opts.holdout.dtype)
     base = load_model(inputs.model, dtype=opts.holdout.dtype)
 
     scores, base_loss, ref_loss = excess_scores(base, ref, pool.examples, tokenizer.pad_token_id, opts.score_batch_size)
     run.count("scoring", 2 * n_tokens(pool.examples))
+    shutil.rmtree(saved, ignore_errors=True)  # a whole model copy, needed only for scoring
     chosen = choose(scores, inputs.budget, opts, inputs.seed, tie_keys(pool))
     per_source = {
         name: {

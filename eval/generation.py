@@ -21,12 +21,14 @@ from types import SimpleNamespace
 import torch
 from tqdm.auto import tqdm
 
+from scalebio.common.data import render_chat as render_messages
 from scalebio.common.runtime import ConfigError, rank, world_size
 
 
 def render_chat(tokenizer, messages: list[dict]) -> str:
-    """The prompt text for ``messages`` with the assistant generation prompt appended."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    """The prompt text for ``messages`` with the assistant generation prompt appended (system turns folded into the
+    user turn where the template refuses them: ``scalebio.common.data.render_chat``)."""
+    return render_messages(tokenizer, messages, add_generation_prompt=True)
 
 
 TURN_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import torch
 
 from eval.common import load_eval_model
+from scalebio.common.data import render_chat
 from scalebio.common.runtime import ConfigError, SuiteError, file_sha256
 
 RATINGS = list(range(1, 11))
@@ -154,8 +155,7 @@ class LogprobJudge:
 
     def prefix_text(self, system: str, user: str) -> str:
         msgs = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        return text + RATING_PREFIX
+        return render_chat(self.tokenizer, msgs, add_generation_prompt=True) + RATING_PREFIX
 
     @torch.no_grad()
     def rating_logprobs(self, system: str, user: str) -> tuple[torch.Tensor, bool]:

@@ -7,7 +7,7 @@ order; a callback owns one concern and its state:
 - ``ConsoleLog``: one log line every 10 steps and at the end (main process);
 - ``ClipMonitor``: warns once when clipping is active in most steps (METHOD.md §6; main process);
 - ``ProgressBar``: the tqdm bar with ETA (main process, ``progress: true``);
-- ``Checkpointer``: the resumable state every ``checkpoint_every`` steps (every process: saving gathers the shards).
+- ``Checkpointer``: the resumable state every ``checkpoint_every`` steps and on SIGTERM (every process joins).
 
 ``default_callbacks`` builds them in this order, the order the single step-end hook had.
 """
@@ -20,6 +20,7 @@ import logging
 from tqdm.auto import tqdm
 
 from scalebio.checkpoint import save_checkpoint
+from scalebio.common.preemption import Preempted, PreemptionFlag
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +109,28 @@ class ProgressBar(Callback):
 
 
 class Checkpointer(Callback):
-    """The latest resumable state every ``every`` steps, not after the last (the run's result is written then)."""
+    """The latest resumable state every ``every`` steps, not after the last (the run's result is written then); and
+    after a SIGTERM (``preemption``, agreed by every process), the state at once, then ``Preempted``: the job fails
+    with its checkpoint saved and the rerun continues from it."""
 
-    def __init__(self, every: int) -> None:
-        self.every = every
+    def __init__(self, every: int, preemption: PreemptionFlag | None = None) -> None:
+        self.every, self.preemption = every, preemption
 
     def post_step(self, recipe, step: int, row: dict) -> None:
-        if not self.every or (step + 1) % self.every or step + 1 >= recipe.total:
+        last = step + 1 >= recipe.total
+        stop = self.preemption is not None and self.preemption.agreed() and not last
+        if not stop and (not self.every or (step + 1) % self.every or last):
             return
         save_checkpoint(recipe.run_dir, step + 1, recipe.mm, recipe.dist, recipe.cfg_hash, recipe.tokens_total,
                         recipe.clipped, recipe.average.state_dict())  # fmt: skip
+        if stop:
+            raise Preempted(f"stopped by SIGTERM after step {step + 1} with its checkpoint saved; rerun to continue")
 
 
-def default_callbacks(is_main: bool, progress: bool, checkpoint_every: int) -> list[Callback]:
+def default_callbacks(is_main: bool, progress: bool, checkpoint_every: int, preemption=None) -> list[Callback]:
     """The run's callbacks in the order the step-end hook had: the main process writes and reports, every process
-    joins the checkpoint (its state is gathered from all of them)."""
+    joins the checkpoint (its state is gathered from all of them, or written shard by shard)."""
     out: list[Callback] = [MetricsFile(), ConsoleLog(), ClipMonitor()] if is_main else []
     if is_main and progress:
         out.append(ProgressBar())
-    return [*out, Checkpointer(checkpoint_every)]
+    return [*out, Checkpointer(checkpoint_every, preemption)]

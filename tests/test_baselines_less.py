@@ -135,3 +135,26 @@ def test_example_ranking_survives_float_noise_between_machines():
         raw = sorted(range(len(scores)), key=lambda i: -float(scores[i] * noise[i]))[:n]
         swapped += sorted(raw) != reference
     assert swapped > 0  # unrounded ranking does change under this noise
+
+
+def test_countsketch_is_a_seeded_sparse_projection_without_a_matrix():
+    """CountSketch(g) = g @ S for the sparse S (one ±1 per row) its seeded blocks describe; inner products are kept
+    in expectation (a JL sketch), so cosine scores survive it at k = 2,048."""
+    from scalebio.common.streams import seeded_generator
+
+    dim, k = 10_000, 2048
+    sketch = less.CountSketch(dim, k, seed=3, block=3000)  # several blocks, the last one short
+    g = torch.randn(4, dim)
+    S = torch.zeros(dim, k)
+    for b, start in enumerate(range(0, dim, 3000)):
+        rows = min(3000, dim - start)
+        gen = seeded_generator(3, b)
+        bucket = torch.randint(0, k, (rows,), generator=gen)
+        sign = torch.randint(0, 2, (rows,), generator=gen).float() * 2 - 1
+        S[torch.arange(start, start + rows), bucket] = sign
+    assert torch.allclose(sketch(g), g @ S, atol=1e-4)
+    a, b = torch.randn(dim), torch.randn(dim)
+    b = 0.6 * a + 0.8 * b  # cosine ≈ 0.6
+    cos = torch.nn.functional.cosine_similarity(sketch(torch.stack([a]))[0], sketch(torch.stack([b]))[0], dim=0)
+    assert abs(float(cos) - float(torch.nn.functional.cosine_similarity(a, b, dim=0))) < 0.05
+    assert torch.equal(sketch(g), less.CountSketch(dim, k, seed=3, block=3000)(g))  # same seed, same sketch

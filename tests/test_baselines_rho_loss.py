@@ -100,3 +100,28 @@ def test_wrong_option_type(tiny_model_dir, denoise_data_dir, tmp_path):
     )
     with pytest.raises(SuiteError, match="methods.rho_loss.holdout.epochs"):
         run_method(inputs, "rho_loss")
+
+
+@pytest.mark.slow
+def test_zero3_holdout_in_one_process_selects_what_the_plain_run_selects(tiny_model_dir, denoise_data_dir, tmp_path):
+    """The paper configs' hold-out model: DeepSpeed ZeRO-3 in one process (loaded partitioned, scored from its
+    gathered weights) picks the same examples as plain training (each in its own process: DeepSpeed sets up a
+    process group)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    holdout = {"learning_rate": 1e-3, "epochs": 1.0, "global_batch_size": 8, "micro_batch_size": 4, "max_length": 64}
+    picked = []
+    for name, extra in [("plain", {}), ("z3", {"deepspeed": "config/deepspeed/zero3_cpu.json"})]:
+        opts = json.dumps({"holdout": {**holdout, **extra}})
+        cmd = [sys.executable, "-m", "scalebio", "select", "--method", "rho_loss", "--data", str(denoise_data_dir),
+               "--model", str(tiny_model_dir), "--out", str(tmp_path / name), "--budget", "16", "--options", opts]  # fmt: skip
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root), DS_ACCELERATOR="cpu")
+        r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        picked.append(read_selection(tmp_path / name / "selection.json")["examples"])
+    assert picked[0] == picked[1]
+    assert not (tmp_path / "z3" / "holdout_model").exists()  # the gathered copy is removed after scoring

@@ -194,3 +194,36 @@ def test_group_by_length_computes_fewer_padded_tokens(tiny_model_dir, tmp_path, 
     random_order = padded_tokens(False)
     grouped = padded_tokens(True)
     assert grouped < 0.75 * random_order, (grouped, random_order)
+
+
+def test_each_rank_loads_onto_its_own_device_set_before_loading(train_file, tiny_model_dir, tmp_path, monkeypatch):
+    """Under a launcher with GPUs, rank r makes cuda:r current and loads onto it (not every rank onto GPU 0)."""
+    import torch
+
+    import scalebio.sft.finetune as ft
+    from scalebio.common.modeling import local_device
+
+    calls = []
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
+    assert local_device() == torch.device("cuda", 3) and calls == [("set_device", 3)]
+
+    class Loaded(Exception):
+        pass
+
+    def fake_load(path, dtype, device, gradient_checkpointing, move=True):
+        calls.append(("load", device, move))
+        raise Loaded
+
+    monkeypatch.setattr(ft, "load_model", fake_load)
+    monkeypatch.setattr(ft.SFTConfig, "training_arguments", lambda self, *a, **k: None)  # no CUDA here to set up
+    with pytest.raises(Loaded):
+        ft.finetune(train_file, tiny_model_dir, tmp_path / "m", {**FAST, "max_steps": 2})
+    assert calls[-2:] == [("set_device", 3), ("load", torch.device("cuda", 3), True)]
+    # ZeRO-3: the weights load partitioned under its init, and are not moved afterwards
+    with pytest.raises(Loaded):
+        ft.finetune(
+            train_file, tiny_model_dir, tmp_path / "z", {**FAST, "deepspeed": "config/deepspeed/zero3_cpu.json"}
+        )
+    assert calls[-1] == ("load", torch.device("cuda", 3), False)

@@ -78,7 +78,8 @@ def test_every_shipped_config_validates_and_builds_a_dag(configfile):
 # Assets built from options they are named after (or from a pinned package / commit): configs may share them,
 # since the same path always has the same content. Everything else must belong to one config.
 SHARED_ASSETS = re.compile(
-    r"^resources/(models/tiny(-[0-9a-f]{12})?|models/smollm2-135m-instruct|mtbench|official/[\w.-]+-[0-9a-f]{12})$"
+    r"^resources/(models/tiny(-[0-9a-f]{12})?|models/smollm2-135m-instruct|mtbench|official/[\w.-]+-[0-9a-f]{12}"
+    r"|models/(hub|prepared)/[\w.-]+-[0-9a-f]{12})$"  # the download rule's folders: named by source, revision, settings
 )
 
 

@@ -27,6 +27,18 @@ CHATML_TEMPLATE = (
     "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+# Gemma's template, shortened, with its two refusals (a system turn; roles that do not alternate): the stand-in for
+# Gemma-2 in the tests and the smoke config's CPU variant, so system-turn folding runs against a real refusal.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+TINY_ARCHITECTURES = ("llama", "qwen2", "gemma2")
+TINY_TEMPLATES = ("chatml", "gemma", "none")
 
 
 def tiny_tokenizer(vocab_size: int):
@@ -78,14 +90,27 @@ def build_tiny(
     intermediate_size: int = 344,
     max_position_embeddings: int = 1024,
     seed: int = 0,
+    architecture: str = "llama",
+    template: str = "chatml",
 ) -> Path:
-    """A tiny Llama with random weights (seeded) and a deterministic byte-level BPE tokenizer (``tiny_tokenizer``)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A tiny model with random weights (seeded) and a deterministic byte-level BPE tokenizer (``tiny_tokenizer``).
 
+    ``architecture``: llama (the embedded asset), qwen2 or gemma2 — stand-ins of the paper's families, same sizes;
+    ``template``: chatml (the asset), gemma (Gemma's template with its refusal of system turns, and its turn markers
+    as added tokens) or none (no chat template: a base model's tokenizer, for ``prompt_format: human_assistant``).
+    """
+    import torch
+
+    if architecture not in TINY_ARCHITECTURES or template not in TINY_TEMPLATES:
+        raise AssetError(f"tiny: architecture must be one of {TINY_ARCHITECTURES}, template one of {TINY_TEMPLATES}")
     tok = tiny_tokenizer(vocab_size)
+    if template == "gemma":
+        tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
+        tok.chat_template = GEMMA_TEMPLATE
+    elif template == "none":
+        tok.chat_template = None
     torch.manual_seed(seed)
-    cfg = LlamaConfig(
+    shape = dict(
         vocab_size=len(tok),
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
@@ -99,11 +124,29 @@ def build_tiny(
         tie_word_embeddings=True,
         rope_theta=10000.0,
     )
-    model = LlamaForCausalLM(cfg)
+    model = _tiny_model(architecture, shape, hidden_size // num_heads)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
     return Path(out)
+
+
+def _tiny_model(architecture: str, shape: dict, head_dim: int):
+    """The randomly initialised model of ``architecture`` (the seed is set by the caller)."""
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    if architecture == "llama":
+        return LlamaForCausalLM(LlamaConfig(**shape))
+    if architecture == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**shape))
+    return Gemma2ForCausalLM(Gemma2Config(**shape, head_dim=head_dim, attn_implementation="eager"))
 
 
 def _find_package_file(package: str, pattern: str) -> Path:

@@ -6,4 +6,6 @@ template, response masks, collation, the data-folder writer), ``modeling`` (mode
 ``selection`` (the ``selection.json`` contract), ``registry`` (methods and evaluations by entry point, ``MethodInfo``,
 the ``select`` command), ``training`` (``SFTConfig`` and the HF ``Trainer`` loop), ``lisa`` (LISA's layer sampler and
 block switching, for ScaleBiO and SFT), ``streams`` (the one seeded-generator formula), ``ifeval_checkers`` (the
-instruction checks of the ``instructions`` builder and ``eval.ifeval``)."""
+instruction checks of the ``instructions`` builder and ``eval.ifeval``), ``model_settings`` (what a model folder says
+about loading it: prompt format, attention implementation, revision), ``preemption`` (save on SIGTERM, stop, rerun
+continues)."""

@@ -133,8 +133,31 @@ def parse_json_object(text: str, flag: str = "--options") -> dict:
     return json_object(text, f"{flag} {text!r}", ConfigError)
 
 
+RECORD_WHEN_SET = {"record": "when_set"}
+"""Field metadata of an option added after the committed reference results: ``as_dict`` writes it only when it differs
+from its default, so a run that does not use it writes the same ``config`` bytes as before the option existed
+(``selection.json``, ``sft_config.json``: the CI outputs stay byte-identical). Use ``field(default=...,
+metadata=RECORD_WHEN_SET)``."""
+
+
 def as_dict(obj) -> dict:
-    return dataclasses.asdict(obj)
+    return _drop_unset(obj, dataclasses.asdict(obj))
+
+
+def _drop_unset(obj, out: dict) -> dict:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("record") == "when_set" and value == _default_of(f):
+            out.pop(f.name, None)
+        elif dataclasses.is_dataclass(value) and isinstance(out.get(f.name), dict):
+            _drop_unset(value, out[f.name])
+    return out
+
+
+def _default_of(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

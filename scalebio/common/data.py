@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalebio.common.model_settings import fold_system
 from scalebio.common.paths import inside
 from scalebio.common.runtime import DataError, atomic_dir, atomic_write_json, json_object, write_jsonl
 
@@ -131,6 +132,20 @@ def prompt_messages(record: dict) -> list[dict]:
     return msgs[:first]
 
 
+def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    """``messages`` rendered by the tokenizer's chat template; where the template refuses system turns (Gemma's raises
+    "System role not supported"), they are folded into the next user turn (``model_settings.fold_system``) and the
+    conversation is rendered again, so an official source with a system prompt still trains and evaluates."""
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    except Exception as e:  # the template's own raise_exception: jinja2's TemplateError
+        if "system" not in str(e).lower() or not any(m["role"] == "system" for m in messages):
+            raise
+    return tokenizer.apply_chat_template(
+        fold_system(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
 LOSS_SPANS = ("response", "assistant_turn")
 """Which tokens of an assistant turn carry the loss (METHOD.md §3.4)."""
 
@@ -160,9 +175,9 @@ def tokenize_chat(tokenizer, messages: list[dict], max_length: int, loss_span: s
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=False) if i else rendered
-        prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        before = render_chat(tokenizer, messages[:i]) if i else rendered
+        prompt = render_chat(tokenizer, messages[:i], add_generation_prompt=True)
+        full = render_chat(tokenizer, messages[: i + 1])
         if not (before.startswith(rendered) and prompt.startswith(before) and full.startswith(prompt)):
             raise DataError("chat template is not prefix-consistent; cannot mask responses")
         start = prompt if loss_span == "response" else before

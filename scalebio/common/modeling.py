@@ -7,6 +7,7 @@ its response tokens (labels != -100).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalebio.common.data import IGNORE_INDEX
-from scalebio.common.runtime import AssetError, hub_enabled
+from scalebio.common.model_settings import apply_prompt_format, attention_for, read_settings
+from scalebio.common.runtime import AssetError, hub_enabled, local_rank
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -39,7 +41,18 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def local_device() -> torch.device:
+    """This process's own device: under a launcher its GPU ``LOCAL_RANK``, made the current device first (so that
+    nothing lands on GPU 0 by default: 8 ranks loading onto GPU 0 is the failure this prevents), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank())
+    return torch.device("cuda", local_rank())
+
+
 def load_tokenizer(name_or_path: str | os.PathLike):
+    """The tokenizer with the chat template its model folder's settings ask for (``model_settings``: the tokenizer's
+    own template, or the official ``###Human:/###Assistant:`` format for base models without one)."""
     from transformers import AutoTokenizer
 
     path = resolve_model(name_or_path)
@@ -51,12 +64,23 @@ def load_tokenizer(name_or_path: str | os.PathLike):
     if tok.pad_token is None:
         # Padding positions carry label -100 and attention 0, so any id works; EOS is the convention.
         tok.pad_token = tok.eos_token
-    if not tok.chat_template:
-        raise AssetError(
-            f"tokenizer '{path}' has no chat template; set one (e.g. `tokenizer.chat_template = ...` and "
-            "`save_pretrained`) so prompts and response masks are built from it."
-        )
+    apply_prompt_format(tok, read_settings(path).prompt_format, path)
     return tok
+
+
+def model_type(path: str) -> str | None:
+    """``config.json: model_type`` of a local folder (None for a hub id: transformers reads it itself)."""
+    cfg = Path(path) / "config.json"
+    try:
+        return json.loads(cfg.read_text()).get("model_type") if cfg.is_file() else None
+    except ValueError:
+        return None  # a broken config.json fails in from_pretrained with its own message
+
+
+def attention_implementation(path: str, requested: str | None = None) -> str:
+    """The attention implementation a model folder is loaded with: ``requested``, else its settings file's, else the
+    model family's (``model_settings.attention_for``: eager for Gemma-2, sdpa otherwise)."""
+    return requested or attention_for(model_type(path), read_settings(path).attn_implementation)
 
 
 def load_model(
@@ -65,8 +89,10 @@ def load_model(
     device: str | torch.device | None = None,
     gradient_checkpointing: bool = False,
     attn_implementation: str | None = None,
+    move: bool = True,
 ):
-    """Load a causal LM for training or scoring (``train()`` mode is left to the caller)."""
+    """Load a causal LM for training or scoring (``train()`` mode is left to the caller). ``move=False`` leaves the
+    weights where ``from_pretrained`` put them (under ZeRO-3's init they are already partitioned over the ranks)."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_model(name_or_path)
@@ -75,32 +101,49 @@ def load_model(
     device = torch.device(device) if device is not None else default_device()
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=DTYPES[dtype], attn_implementation=attn_implementation or "sdpa"
+            path, dtype=DTYPES[dtype], attn_implementation=attention_implementation(path, attn_implementation)
         )
     except Exception as e:  # corrupt weights, a refused pickle, a bad config.json ...
         raise AssetError(load_failure(path, e)) from None
-    model.to(device)
+    if move:
+        model.to(device)
     model.config.use_cache = False
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 
+WEIGHT_FILE_ERRORS = ("SafetensorError", "UnpicklingError", "HeaderTooLarge", "EOFError")
+"""Exception types that mean the weight files themselves are broken (then re-converting or rebuilding helps)."""
+
+
 def load_failure(path, error: Exception) -> str:
-    """One line saying which model folder failed and what to do, never torch's advice to unpickle unsafely."""
+    """One line saying which model folder failed and with which error, never torch's advice to unpickle unsafely.
+
+    The advice to re-convert the weights is given only when the weight files are what failed; any other error (an
+    attention implementation the model family does not support, a bad config.json) is shown as it is, with the
+    config key that changes it where there is one."""
     files = sorted(p.name for p in Path(path).glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if type(error).__name__ == "UnpicklingError" or "weights_only" in str(error) or "Weights only" in reason:
+    text = str(error).strip()
+    reason = text.splitlines()[0] if text else ""
+    kind = type(error).__name__
+    head = f"model folder '{path}' ({', '.join(files) or 'no weight files'}) does not load: {kind}: "
+    if kind == "UnpicklingError" or "weights_only" in text or "Weights only" in reason:
         reason = "a pickle checkpoint that torch refuses to load safely"
+    elif kind not in WEIGHT_FILE_ERRORS:
+        hint = ""
+        if "attention implementation" in text or "attn_implementation" in text:
+            hint = " Set models.<name>.attn_implementation (eager, sdpa or flash_attention_2) in the config."
+        return head + reason[:400] + hint
     return (
-        f"model folder '{path}' ({', '.join(files) or 'no weight files'}) does not load: {type(error).__name__}: "
-        f"{reason[:200]}. Re-convert it to safetensors (`model.save_pretrained(dir, safe_serialization=True)` on a "
-        "machine that can load it) or rebuild the asset (`snakemake --cores all assets`)."
+        head + f"{reason[:200]}. Re-convert it to safetensors (`model.save_pretrained(dir, safe_serialization=True)` "
+        "on a machine that can load it) or rebuild the asset (`snakemake --cores all assets`)."
     )
 
 
 def check_tokenizer_matches(model, tokenizer, where: str = "") -> None:
-    rows = model.get_input_embeddings().weight.shape[0]
+    weight = model.get_input_embeddings().weight
+    rows = getattr(weight, "ds_shape", weight.shape)[0]  # ZeRO-3 partitions it at load: its full shape is ds_shape
     if len(tokenizer) > rows:
         raise AssetError(
             f"{where}tokenizer has {len(tokenizer)} tokens but the model's embedding has {rows} rows: "

@@ -57,6 +57,11 @@ class MethodInfo:
     of a single-process program would each write selection.json)."""
     trains: bool = False
     """Its selection trains or fine-tunes a model (LESS warm-up, RHO-LOSS holdout, DoReMi, ScaleBiO's u and w)."""
+    memory: Literal["bilevel", "lora_features", "holdout_sft"] | None = None
+    """What its select job holds on a GPU, for the memory plan (``scalebio.pipeline.memory``): ``bilevel`` two trained
+    copies of the model (ScaleBiO's u and w, FSDP-sharded), ``lora_features`` the frozen model, LoRA and per-example
+    gradients (LESS), ``holdout_sft`` a full fine-tune of the model, then two models scoring (RHO-LOSS); None: not
+    planned (no model on a GPU, or a small proxy)."""
     colour: str = "#393b79"
     """Its colour in every figure."""
     variant_colours: tuple[str, ...] = ()

@@ -8,7 +8,8 @@ changes every selection, SFT set and model built since):
 - ``scalebio.sampling``: training / validation batches, key = stream · 100 003 + step (or pass);
 - ``scalebio.common.lisa``: LISA's blocks, key = ``LISA_STREAMS[stream]`` · 7 919 + the period's first step;
 - ``scalebio.sft.online``: the online SFT draws, key = epoch;
-- ``baselines.less``: the gradient projection, key = the matrix block.
+- ``baselines.less``: the gradient projection, key = the matrix block (``countsketch``: generated on the gradients'
+  device).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ draw stays bit-identical), now a table: that sum gave anagrams ("uw", "wu") the 
 a new, distinct salt here (``tests/test_common_streams.py`` checks they differ)."""
 
 
-def seeded_generator(seed: int, key: int = 0) -> torch.Generator:
-    """A CPU generator seeded with ``seed · SEED_STRIDE + key`` (mod 2⁶³, the range ``manual_seed`` takes)."""
-    return torch.Generator().manual_seed((seed * SEED_STRIDE + key) % 2**63)
+def seeded_generator(seed: int, key: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
+    """A generator on ``device`` (the CPU by default) seeded with ``seed · SEED_STRIDE + key`` (mod 2⁶³, the range
+    ``manual_seed`` takes). Another device type draws other numbers from the same seed (its own RNG algorithm)."""
+    return torch.Generator(device=device).manual_seed((seed * SEED_STRIDE + key) % 2**63)
 
 
 def lisa_salt(stream: str) -> int:

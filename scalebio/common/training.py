@@ -7,13 +7,17 @@ one hyper-parameter class (``SFTConfig``), one collator, one masking rule and on
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebio.common.data import collate
 from scalebio.common.lisa import LISA, LisaConfig
 from scalebio.common.modeling import DTYPES, pooled_token_loss
+from scalebio.common.preemption import Preempted, trainer_callback
 from scalebio.common.runtime import ConfigError, world_size
 
 log = logging.getLogger(__name__)
@@ -108,6 +112,12 @@ class SFTConfig:
                     "switch trainable layers mid-run; use LISA without DeepSpeed"
                 )
 
+    def zero_stage(self) -> int:
+        """The ZeRO stage of the ``deepspeed`` config (0 without one)."""
+        if not self.deepspeed:
+            return 0
+        return int(json.loads(Path(self.deepspeed).read_text()).get("zero_optimization", {}).get("stage", 0))
+
     def accumulation(self) -> int:
         """Gradient-accumulation steps so that micro batch x accumulation x processes = global batch."""
         return max(1, self.global_batch_size // (self.micro_batch_size * world_size()))
@@ -147,6 +157,16 @@ class SFTConfig:
             disable_tqdm=False,
             **extra,
         )
+
+
+def single_process_env() -> None:
+    """DeepSpeed needs a process group even for one process; outside a launcher, make a 1-rank one."""
+    if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
 def lisa_callback(model, cfg: LisaConfig, seed: int):
@@ -207,6 +227,7 @@ def train_sft(
     resume: bool | str = False,
     save_dir: str | None = None,
     sampler=None,
+    preemption=None,
     **extra,
 ) -> list[dict]:
     """Fine-tune ``model`` in place on tokenised ``examples``; returns the Trainer's log history.
@@ -215,8 +236,13 @@ def train_sft(
     ``save_dir``: also save the final model (gathered from ZeRO-3 shards if needed) and the tokenizer
     there as a ``from_pretrained`` folder; every process must call this (only the main one writes).
     ``sampler``: a ``torch.utils.data.Sampler`` over ``examples`` replacing the Trainer's shuffling (online
-    source sampling, ``scalebio.sft.online``). ``extra``: further ``TrainingArguments`` keys.
+    source sampling, ``scalebio.sft.online``). ``preemption``: a ``PreemptionFlag``; after a SIGTERM the Trainer saves
+    a checkpoint in ``output_dir`` and ``Preempted`` is raised before anything is saved as final (the same call with
+    ``resume=True`` continues). ``extra``: further ``TrainingArguments`` keys.
     """
+
+    if cfg.deepspeed:
+        single_process_env()  # a baseline's training (RHO-LOSS's hold-out model) runs DeepSpeed in one process
 
     class SamplerTrainer(suite_trainer_class()):
         # The Trainer's documented hook for the training order; it calls the sampler's set_epoch every epoch.
@@ -226,6 +252,8 @@ def train_sft(
     cbs = list(callbacks or [])
     if cfg.lisa.enabled:
         cbs.append(lisa_callback(model, cfg.lisa, seed))
+    if preemption is not None:
+        cbs.append(trainer_callback(preemption))
     rows = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]
     pad = tokenizer.pad_token_id
     trainer = SamplerTrainer(
@@ -236,6 +264,8 @@ def train_sft(
         callbacks=cbs,
     )
     trainer.train(resume_from_checkpoint=resume or None)
+    if preemption is not None and preemption.stopped:
+        raise Preempted(f"stopped by SIGTERM after saving a checkpoint in {output_dir}; rerun to continue from it")
     if save_dir is not None:
         model.config.use_cache = True  # training turned the KV cache off; generation wants it back
         trainer.save_model(save_dir)

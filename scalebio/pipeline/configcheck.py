@@ -149,6 +149,13 @@ def launch_problems(config: dict) -> list[str]:
     return out
 
 
+def memory_problems(config: dict) -> list[str]:
+    """GPU stages that do not fit ``resources.gpu_memory_gb`` / ``host_memory_gb`` (``pipeline.memory``)."""
+    from scalebio.pipeline.memory import problems
+
+    return problems(config)
+
+
 def unused_method_problems(config: dict) -> list[str]:
     """Every ``methods.<m>`` block no experiment runs is checked too: a typo there would otherwise wait for the day an
     experiment uses it (a variant's block builds its typed options through its ``module``)."""
@@ -239,7 +246,8 @@ def check(config: dict) -> list[str]:
                 "data, or set allow_repeats: true"
             )
     launch = [] if errors else launch_problems(config)  # a plan needs registered methods and valid option blocks
-    return model_problems(config) + errors + launch + unused_method_problems(config)
+    memory = [] if errors or launch else memory_problems(config)
+    return model_problems(config) + errors + launch + memory + unused_method_problems(config)
 
 
 def schema_errors(config: dict) -> list[str]:

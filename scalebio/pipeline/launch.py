@@ -58,9 +58,18 @@ class Resources:
     for multi-process stages, even with one process (``config/paper/rehearsal_1gpu.yaml`` checks the real
     launcher); python: always one plain process (an error with ``distributed: fsdp`` on a multi-GPU job)."""
 
+    gpu_memory_gb: float = 80.0
+    """GiB of memory per GPU (H100: 80, H200: 141): the memory plan (``python -m scalebio plan-memory``) checks every
+    GPU stage against it when the DAG is built."""
+    host_memory_gb: float = 240.0
+    """GiB of host memory a GPU job may use (the SLURM profile's request, ``mem_mb``, is derived from it): checked
+    against the memory plan (DeepSpeed's optimizer offload of SFT lives here)."""
+
     def validate(self) -> None:
         if self.gpus_per_job < 0 or self.cpu_processes < 1:
             raise ConfigError("resources.gpus_per_job must be >= 0 and resources.cpu_processes >= 1")
+        if self.gpu_memory_gb <= 0 or self.host_memory_gb <= 0:
+            raise ConfigError("resources.gpu_memory_gb and resources.host_memory_gb must be positive")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ exactly what was checked and a report reads the runs the DAG made.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from scalebio.common.config import _merge
+from scalebio.common.runtime import config_hash
+
+MODEL_SETTING_KEYS = ("prompt_format", "attn_implementation")
+"""Keys of ``models.<name>`` written into the prepared folder's ``scalebio_model.json`` (``common.model_settings``)."""
+DEFAULT_MODEL_CACHE = "resources/models/prepared"
 
 
 def section(config: dict, experiment: str, *path: str) -> dict:
@@ -80,3 +87,23 @@ def with_model_dtype(config: dict, model: str, opts: dict) -> dict:
     """A stage's options with the model's ``dtype`` as default."""
     dtype = config["models"][model].get("dtype")
     return {"dtype": dtype, **opts} if dtype else opts
+
+
+def model_download(config: dict, name: str) -> dict | None:
+    """What the workflow's ``download`` rule prepares for ``models.<name>`` (``scalebio.assets.download``): its
+    ``source``, ``revision``, ``settings`` and the ``folder`` every job of the model reads, under ``model_cache``.
+    None when jobs read the model as it is: an embedded asset, or a local folder with no revision or settings.
+
+    The folder name carries a hash of what makes its content, so a new revision or prompt format is a new folder
+    (fetched once), never a silently reused old one."""
+    spec = config["models"][name]
+    if spec.get("asset"):
+        return None
+    settings = {k: spec[k] for k in MODEL_SETTING_KEYS if k in spec}
+    revision = spec.get("revision")
+    if Path(spec["path"]).is_dir() and not settings and not revision:
+        return None
+    key = config_hash({"source": spec["path"], "revision": revision, "settings": settings})
+    cache = config.get("model_cache") or DEFAULT_MODEL_CACHE
+    return {"source": spec["path"], "revision": revision, "settings": settings, "name": f"{name}-{key}",
+            "folder": f"{cache}/{name}-{key}"}  # fmt: skip

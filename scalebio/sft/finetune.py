@@ -33,14 +33,22 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from scalebio.common.config import as_dict, from_dict, options_help, parse_json_object
 from scalebio.common.data import read_jsonl, tokenize_records
-from scalebio.common.modeling import IGNORE_INDEX, check_tokenizer_matches, load_model, load_tokenizer, resolve_model
+from scalebio.common.model_settings import SETTINGS_FILE
+from scalebio.common.modeling import (
+    IGNORE_INDEX,
+    check_tokenizer_matches,
+    load_model,
+    load_tokenizer,
+    local_device,
+    resolve_model,
+)
+from scalebio.common.preemption import PreemptionFlag
 from scalebio.common.runtime import (
     ConfigError,
     DataError,
@@ -57,7 +65,7 @@ from scalebio.common.runtime import (
     world_size,
     write_jsonl,
 )
-from scalebio.common.training import SFTConfig, train_sft
+from scalebio.common.training import SFTConfig, single_process_env, train_sft
 from scalebio.sft.mixture import MANIFEST_FILE
 from scalebio.sft.online import online_training_set
 
@@ -79,16 +87,6 @@ class RunInfo:
     model: str
     seed: int
     options: dict
-
-
-def _single_process_env() -> None:
-    """DeepSpeed needs a process group even for one process; outside a launcher, make a 1-rank one."""
-    if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
 def _prepare_work_dir(work: Path, ident: dict) -> bool:
@@ -145,6 +143,13 @@ def write_run_files(folder: Path, history: list[dict], examples: list[dict], ide
     return metrics
 
 
+def copy_settings(model_path: Path, folder: Path) -> None:
+    """The base model's ``scalebio_model.json`` (prompt format, attention) into the fine-tuned model, so that its
+    evaluation loads it the same way (the chat template itself is saved with the tokenizer)."""
+    if (model_path / SETTINGS_FILE).is_file():
+        shutil.copyfile(model_path / SETTINGS_FILE, folder / SETTINGS_FILE)
+
+
 def online_inputs(train: Path, selection, data, mode: str) -> tuple[Path, Path]:
     """The selection and pool an online run samples from: as given, else those the SFT set was built from."""
     manifest = train.parent / MANIFEST_FILE
@@ -187,7 +192,7 @@ def finetune(
     if online:
         selection, data = online_inputs(train, selection, data, cfg.sampling)
     if cfg.deepspeed:
-        _single_process_env()
+        single_process_env()
     run = as_dict(RunInfo(str(train), file_sha256(train), str(model_path), seed, as_dict(cfg)))
     if online:
         run["selection_sha256"] = file_sha256(selection)  # what an online run samples by
@@ -204,23 +209,27 @@ def finetune(
                                                           seed)  # fmt: skip
     if sampler is None:
         examples = load_training_set(train, tokenizer, cfg, logger)
-    model = load_model(model_path, dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing)
+    # ZeRO-3: a TrainingArguments with the DeepSpeed config alive while the model loads makes from_pretrained load it
+    # partitioned over the ranks (deepspeed.zero.Init), so no rank ever holds the whole model; otherwise each rank
+    # loads onto its own device (local_device: set before loading).
+    zero3 = cfg.zero_stage() == 3
+    _zero_init = cfg.training_arguments(str(work), seed) if zero3 else None  # kept alive while the model loads
+    model = load_model(model_path, cfg.dtype, local_device(), cfg.gradient_checkpointing, move=not zero3)
     check_tokenizer_matches(model, tokenizer, where=f"model '{model_path}': ")
     model.train()
 
     t0 = time.time()
-    if not is_main():
-        # Other ranks take part in the (ZeRO-3 gathering) save but write nothing: rank 0 owns the folder.
-        return train_sft(
-            model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(work), sampler=sampler
-        )
-    with atomic_dir(out, what="model folder") as tmp:
-        history = train_sft(
-            model, tokenizer, examples, cfg, str(work), seed, callbacks, resume, save_dir=str(tmp), sampler=sampler
-        )
-        trained = examples if sampler is None else [examples[i] for i in sampler.draw(0)[0]]  # what epoch 0 saw
-        metrics = write_run_files(tmp, history, trained, ident, work, t0, resume)
-        atomic_write_json(tmp / SAMPLING_FILE, sampling)
+    args = (model, tokenizer, examples, cfg, str(work), seed, callbacks, resume)
+    with PreemptionFlag() as flag:
+        if not is_main():
+            # Other ranks take part in the (ZeRO-3 gathering) save but write nothing: rank 0 owns the folder.
+            return train_sft(*args, save_dir=str(work), sampler=sampler, preemption=flag)
+        with atomic_dir(out, what="model folder") as tmp:
+            history = train_sft(*args, save_dir=str(tmp), sampler=sampler, preemption=flag)
+            copy_settings(Path(model_path), tmp)
+            trained = examples if sampler is None else [examples[i] for i in sampler.draw(0)[0]]  # what epoch 0 saw
+            metrics = write_run_files(tmp, history, trained, ident, work, t0, resume)
+            atomic_write_json(tmp / SAMPLING_FILE, sampling)
     logger.info("saved %s (loss %s -> %s)", out, metrics["first_loss"], metrics["last_loss"])
     if not keep_work_dir:
         shutil.rmtree(work, ignore_errors=True)

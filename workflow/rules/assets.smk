@@ -41,3 +41,33 @@ rule assets:
         ASSET_DIRS["tiny"],
         ASSET_DIRS["smollm2"],
         ASSET_DIRS["mtbench"],
+
+
+# Hub models at their pinned revision (and local folders given settings): fetched once, on the machine Snakemake runs
+# on (compute nodes often have no network), into model_cache, which every model job reads (scalebio/assets/download.py).
+if DOWNLOADS:
+
+    localrules:
+        download,
+
+    rule download:
+        output:
+            directory(f"{MODEL_CACHE}/{{prepared}}"),
+        log:
+            f"{LOGS}/download/{{prepared}}.log",
+        wildcard_constraints:
+            prepared="|".join(re.escape(n) for n in DOWNLOADS),
+        retries: 2
+        conda:
+            "../envs/suite.yaml"
+        params:
+            source=lambda w: DOWNLOADS[w.prepared]["source"],
+            revision=lambda w: (
+                f"--revision {DOWNLOADS[w.prepared]['revision']}"
+                if DOWNLOADS[w.prepared]["revision"]
+                else ""
+            ),
+            settings=lambda w: json.dumps(DOWNLOADS[w.prepared]["settings"]),
+        shell:
+            "python -m scalebio download --source {params.source:q} --out {output} {params.revision} "
+            "--settings {params.settings:q} > {log} 2>&1"

@@ -1,7 +1,9 @@
 # Config validation and the small input functions every stage uses.
 import json
 import os
+import re
 import shlex
+import sys
 from pathlib import Path
 
 from scalebio.pipeline import configcheck, resolve
@@ -27,6 +29,12 @@ TUNING = "tune" in config
 if TUNING:
     config.clear()
     config.update(_checked)
+# The memory plan of a GPU config (scalebio/pipeline/memory.py: per GPU and host, per stage), shown whenever the DAG is
+# built (`snakemake -n` prints it); a stage that does not fit the config's resources already failed the check above.
+if (config.get("resources") or {}).get("gpus_per_job", 0):
+    from scalebio.pipeline import memory
+
+    print(memory.render(config), file=sys.stderr)
 
 # Offline unless the config opts into the hub; child processes inherit the environment.
 configure_hub(config.get("hub", False))
@@ -126,15 +134,31 @@ def model_spec(name):
     return config["models"][name]
 
 
+# Models prepared by the download step (hub ids at a pinned revision, local folders with settings), by folder name.
+# Every job of such a model reads the prepared folder, never the hub (scalebio/pipeline/resolve.py: model_download).
+MODEL_CACHE = config.get("model_cache") or resolve.DEFAULT_MODEL_CACHE
+DOWNLOADS = {
+    d["name"]: d
+    for name in config["models"]
+    if (d := resolve.model_download(config, name)) is not None
+}
+
+
 def model_dir(name):
     spec = model_spec(name)
-    return ASSET_DIRS[spec["asset"]] if spec.get("asset") else spec["path"]
+    if spec.get("asset"):
+        return ASSET_DIRS[spec["asset"]]
+    download = resolve.model_download(config, name)
+    return download["folder"] if download else spec["path"]
 
 
 def model_input(wildcards):
-    """The model folder as a Snakemake input when a rule builds it (embedded assets)."""
+    """The model folder as a Snakemake input when a rule makes it (embedded assets, prepared downloads)."""
     spec = model_spec(wildcards.model)
-    return [ASSET_DIRS[spec["asset"]]] if spec.get("asset") else []
+    if spec.get("asset"):
+        return [ASSET_DIRS[spec["asset"]]]
+    download = resolve.model_download(config, wildcards.model)
+    return [download["folder"]] if download else []
 
 
 def seeds_of(experiment):
@@ -367,7 +391,7 @@ def eval_inputs(wildcards):
         opts = section(wildcards.experiment, "eval", wildcards.evaluation)
         if opts.get("judge", "logprob") == "logprob":
             judge = eval_judge_path(wildcards.experiment, wildcards.evaluation)
-            if judge in ASSET_DIRS.values():
+            if judge in ASSET_DIRS.values() or judge.startswith(f"{MODEL_CACHE}/"):
                 inputs["judge"] = judge
     else:
         inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
