@@ -175,3 +175,24 @@ def test_ci_2proc_dag_matches_one_process(tmp_path):
     texts = [[json.loads(line)["output"] for line in (d / "predictions.jsonl").read_text().splitlines()]
              for d in (out, tmp_path / base_math)]  # fmt: skip
     assert texts[0] == texts[1] and any(texts[0]), texts  # 2 ranks' shards gathered in order
+
+
+class _Resources(dict):
+    """Snakemake's job resources as the SLURM plugin reads them (``get`` and attribute access)."""
+
+    __getattr__ = dict.__getitem__
+
+
+def test_every_gpu_job_of_the_slurm_profile_asks_for_one_node():
+    """The profile's default resources reach the plugin's sbatch line as ``--nodes=1`` for an 8-GPU job: the launch
+    is single-node torchrun, so SLURM must not split the GPUs over nodes."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+
+    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    resources = _Resources(profile["default-resources"], gpu=8)
+    params = dict(run_uuid="u", slurm_logfile="log", comment_str="select", account="", partition="-p gpu", workdir="")
+    call = get_submit_command(SimpleNamespace(resources=resources, threads=1, workdir=""), params)
+    assert " --nodes=1" in call, call
+    assert all("nodes" not in r for r in profile.get("set-resources", {}).values())  # no rule overrides it

@@ -69,3 +69,18 @@ def test_too_little_memory_is_a_config_error_naming_the_stage_and_the_key():
 
 def test_a_cpu_config_has_no_plan():
     assert memory.plan(yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())) == {}
+
+
+def test_a_tensor_parallel_size_that_does_not_divide_the_heads_is_a_config_error():
+    """Qwen2-7B has 28 heads: vLLM on all 8 GPUs refuses it, so the shipped config sets 4; without that, check-config
+    names the key and the head count (before any job queues for GPUs)."""
+    cfg = _config("math_qwen2_7b.yaml")
+    assert memory.tensor_parallel_problems(cfg) == []
+    for ev in ("gsm8k", "math"):
+        cfg["eval"][ev].pop("tensor_parallel_size")
+    errors = check(cfg)
+    assert any("eval.gsm8k.tensor_parallel_size: 8" in e and "28 attention heads" in e for e in errors), errors
+    cfg["eval"]["gsm8k"]["backend"] = "hf"  # HF generation is data-parallel: no head constraint
+    assert not any("eval.gsm8k." in e for e in check(cfg))
+    llama = _config("math_llama3_8b.yaml")  # 32 heads, 8 KV heads: 8 GPUs are fine
+    assert memory.tensor_parallel_problems(llama) == []

@@ -29,8 +29,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalebio.common.config import from_dict, load_config_file
-from scalebio.common.registry import method_info
+from scalebio.common.config import from_dict, generates, load_config_file
+from scalebio.common.registry import evaluation_options, method_info
 from scalebio.common.runtime import main_guard
 from scalebio.pipeline.launch import Resources
 from scalebio.pipeline.resolve import method_module_name, method_options, section
@@ -227,10 +227,34 @@ def plan(config: dict) -> dict[str, list[Row]]:
     return out
 
 
-def problems(config: dict) -> list[str]:
-    """Stages that do not fit the resources the config asks for (one line each)."""
+def tensor_parallel_problems(config: dict) -> list[str]:
+    """Generating evaluations whose vLLM tensor-parallel size does not divide the model's attention heads (vLLM
+    refuses such a model at start-up, after the job has queued for its GPUs: Qwen2-7B's 28 heads on 8 GPUs).
+    The size is ``eval.<name>.tensor_parallel_size`` when given, else every GPU of the job (``eval_options`` in
+    workflow/rules/common.smk); the ``auto`` backend counts, since it picks vLLM wherever vLLM is installed."""
     res = from_dict(Resources, config.get("resources") or {}, "resources.")
+    if res.gpus_per_job < 1:
+        return []
     out = []
+    for exp, e in config["experiments"].items():
+        for m in e["models"]:
+            s = shape_of(config["models"][m].get("path", ""))
+            for ev in e.get("evals", []) if s is not None else []:
+                opts = section(config, exp, "eval", ev)
+                if opts.get("backend", "auto") == "hf" or not generates(evaluation_options(opts.get("evaluation", ev))):
+                    continue
+                tp = int(opts.get("tensor_parallel_size", res.gpus_per_job))
+                if s.heads % tp or (s.kv_heads % tp and tp % s.kv_heads):
+                    out.append(f"eval.{ev}.tensor_parallel_size: {tp} (the job's GPUs unless set) does not divide "
+                               f"{m}'s {s.heads} attention heads / {s.kv_heads} KV heads, which vLLM refuses; set "
+                               f"eval.{ev}.tensor_parallel_size to a divisor of {s.heads} (or backend: hf)")  # fmt: skip
+    return list(dict.fromkeys(out))
+
+
+def problems(config: dict) -> list[str]:
+    """Stages that do not fit the resources the config asks for, and vLLM sizes the model refuses (one line each)."""
+    res = from_dict(Resources, config.get("resources") or {}, "resources.")
+    out = tensor_parallel_problems(config)
     for model, rows in plan(config).items():
         for r in rows:
             if r.gpu > res.gpu_memory_gb:

@@ -366,8 +366,9 @@ def eval_options(experiment, evaluation, model, method, seed=None):
     if generates(evaluation_options(kind)):  # its Options take GenerationOptions
         launch = job_launch("evaluate", experiment, kind, evaluation)
         opts["backend"] = launch.backend
+        # vLLM: every GPU of the job, unless the section sets a divisor of the heads
         if launch.backend == "vllm":
-            opts["tensor_parallel_size"] = launch.gpus
+            opts.setdefault("tensor_parallel_size", launch.gpus)
     if kind == "mtbench":
         opts.setdefault(
             "model_id", f"{model}-{method}" + (f"-s{seed}" if seed is not None else "")
