@@ -59,10 +59,15 @@ def generate(
     batch_size: int = 8,
     desc: str = "generate",
     max_prompt_tokens: int | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
 ) -> list[str]:
-    """Greedy continuations of already-rendered ``prompts`` (special tokens stripped, whitespace trimmed)."""
+    """Continuations of already-rendered ``prompts`` (special tokens stripped, whitespace trimmed): greedy, or sampled
+    at ``temperature`` (> 1e-4, FastChat's threshold) from a generator seeded with ``seed`` once per batch, so a
+    sampled answer depends on the seed and the batch it falls in, never on what ran before."""
     if not prompts:
         return []
+    sample = temperature >= 1e-4
     device = next(model.parameters()).device
     limit = max_prompt_tokens or getattr(model.config, "max_position_embeddings", None)
     encoded = encode_prompts(tokenizer, prompts, max_new_tokens, limit)
@@ -81,11 +86,14 @@ def generate(
             ids = encoded[i]
             input_ids[row, width - len(ids) :] = torch.tensor(ids)  # left padding
             attention[row, width - len(ids) :] = 1
+        if sample:
+            torch.manual_seed(seed * 100_003 + start)  # HF's sampler draws from the global generator
         generated = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
             max_new_tokens=max_new_tokens,
-            do_sample=False,
+            do_sample=sample,
+            **({"temperature": temperature, "top_p": 1.0, "top_k": 0} if sample else {}),
             num_beams=1,
             use_cache=True,
             pad_token_id=pad_id,
@@ -135,7 +143,8 @@ def resolve_backend(backend: str) -> str:
 
 @dataclass
 class Generator:
-    """Greedy generation with one backend: ``generate(prompts, max_new_tokens, batch_size, desc)``."""
+    """Generation with one backend: ``generate(prompts, max_new_tokens, batch_size, desc)``, greedy unless a
+    ``temperature`` is given (MT-Bench's per-category sampling)."""
 
     tokenizer: object
     backend: str
@@ -143,16 +152,19 @@ class Generator:
     llm: object = None
     stop_ids: list[int] | None = None
 
-    def generate(self, prompts: list[str], max_new_tokens: int, batch_size: int = 8, desc: str = "generate"):
+    def generate(self, prompts: list[str], max_new_tokens: int, batch_size: int = 8, desc: str = "generate",
+                 temperature: float = 0.0, seed: int = 0):  # fmt: skip
         if self.backend == "hf":
-            return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size, desc)
+            return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size, desc, None, temperature,
+                            seed)  # fmt: skip
         from vllm import SamplingParams
 
         engine = getattr(self.llm, "llm_engine", None)
         limit = getattr(getattr(engine, "model_config", None), "max_model_len", None)
         encoded = encode_prompts(self.tokenizer, prompts, max_new_tokens, limit)
         params = SamplingParams(
-            temperature=0.0,
+            temperature=temperature if temperature >= 1e-4 else 0.0,
+            seed=seed if temperature >= 1e-4 else None,
             top_p=1.0,
             max_tokens=max_new_tokens,
             stop_token_ids=self.stop_ids,

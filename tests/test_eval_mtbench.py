@@ -330,3 +330,27 @@ def test_openai_judge_needs_key(tiny_model_dir, mtbench_dir, tmp_path, monkeypat
     with pytest.raises(SystemExit):
         run_mtbench(tiny_model_dir, mtbench_dir, tmp_path / "mt", judge="openai", question_limit=1)
     assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_answers_use_fastchats_per_category_temperatures(tiny_model_dir, mtbench_dir):
+    """writing (T 0.7 in FastChat's temperature_config) is sampled: another seed gives another answer, the same seed
+    the same; math (T 0) stays greedy whatever the seed; sampling: greedy makes writing seed-independent."""
+    import logging
+
+    from eval.mtbench import Options, category_temperature, generate_answers, load_questions, select_questions
+
+    assert [category_temperature(c, "fastchat") for c in ("writing", "stem", "math", "new")] == [0.7, 0.1, 0.0, 0.7]
+    base = {"categories": ["writing", "math"], "per_category": 1, "max_new_tokens": 12}
+
+    def turns(**kw):
+        opts = Options(**base, **kw)
+        questions = select_questions(load_questions(mtbench_dir / "mt_bench" / "question.jsonl"), opts)
+        rows = generate_answers(str(tiny_model_dir), questions, "t", opts, logging.getLogger())
+        return {r["question_id"]: r["choices"][0]["turns"] for r in rows}
+
+    s0, s0_again, s1 = turns(sampling_seed=0), turns(sampling_seed=0), turns(sampling_seed=1)
+    assert s0 == s0_again  # seeded
+    assert s0[81] != s1[81]  # writing: sampled
+    assert s0[111] == s1[111]  # math: greedy
+    g0, g1 = turns(sampling="greedy", sampling_seed=0), turns(sampling="greedy", sampling_seed=1)
+    assert g0 == g1 and g0[111] == s0[111]
