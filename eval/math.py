@@ -69,7 +69,9 @@ class Options(GenerationOptions):
     dataset: Literal["local", "gsm8k", "math"] = "local"
     """local = the experiment's test.jsonl; gsm8k / math = GSM8K / MATH test (hub, or data_file)."""
     data_file: str | None = None
-    """A local JSONL shaped like the hub dataset (used instead of the hub for gsm8k / math)."""
+    """A local JSONL shaped like the hub dataset (used instead of the hub for gsm8k / math); in a workflow config also
+    ``official:<path>``, a file of the pinned official repository (the paper configs: ToRA's GSM8K / MATH test files,
+    1,319 and 5,000 rows, that the official evaluation read)."""
     limit: int | None = None
     """Evaluate only the first N questions (None = all)."""
     max_new_tokens: int = 512

@@ -355,3 +355,22 @@ def test_a_twin_selection_is_copied_not_recomputed(tmp_path):
     log = (tmp_path / "results/twin/logs/select/second/tiny/scalebio/s0.log").read_text()
     assert "reused from results/twin/first/tiny/scalebio/s0" in log
     assert "reused" not in (tmp_path / "results/twin/logs/select/first/tiny/scalebio/s0.log").read_text()
+
+
+@pytest.mark.parametrize("configfile", [c for c in PAPER if "/math_" in c])
+def test_paper_math_configs_grade_the_official_test_files(configfile):
+    """GSM8K / MATH come from the pinned official repository's files (fetched by official_files), not the hub."""
+    jobs = planned_jobs(dry_run(configfile))
+    (official,) = [j["files"][0] for j in jobs if j["rule"] == "official_files"]
+    evals = [j for j in jobs if j["rule"] == "evaluate" and j["wildcards"].get("evaluation") in ("gsm8k", "math")]
+    assert evals
+    for job in evals:
+        name = job["wildcards"]["evaluation"]
+        assert f"{official}/math/eval_math/inference/data/{name}/test.jsonl" in job["shell"], job["shell"][:500]
+    cfg = yaml.safe_load((ROOT / configfile).read_text())
+    cfg.pop("official")
+    cfg["experiments"] = {k: dict(e, data={"builder": "denoise"}) for k, e in cfg["experiments"].items()}
+    from scalebio.pipeline.configcheck import check
+
+    errors = check(cfg)
+    assert any("eval.gsm8k.data_file is 'official:" in e and "no official: section" in e for e in errors), errors

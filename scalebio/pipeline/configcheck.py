@@ -203,6 +203,10 @@ def check(config: dict) -> list[str]:
                 continue
             _try(errors, from_dict, opts_cls, opts, f"eval.{ev}.")
             errors += judge_problems(config, ev, opts)
+            data_file = opts.get("data_file")
+            if isinstance(data_file, str) and data_file.startswith(OFFICIAL_PREFIX) and not config.get("official"):
+                errors.append(f"eval.{ev}.data_file is '{data_file}' but the config has no official: section "
+                              "(the repository and commit to fetch it from)")  # fmt: skip
         stray = sorted(set(e.get("weights_only") or []) - set(e["methods"]))
         if stray:
             errors.append(f"experiments.{exp}.weights_only names {stray}, which are not in its methods {e['methods']}")

@@ -82,16 +82,16 @@ def experiments():
     return config["experiments"]
 
 
+def fetched(entry):
+    """An ``official:<path>`` entry as the fetched file (an official: entry without an official: section fails in
+    configcheck); any other entry as it is."""
+    if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
+        return f"{OFFICIAL_DIR}/{entry[len(OFFICIAL_PREFIX):]}"
+    return entry
+
+
 def data_spec(experiment):
     """The experiment's ``data:`` with every ``official:<path>`` entry resolved to the fetched file."""
-
-    def fetched(
-        entry,
-    ):  # an official: entry without an official: section fails in configcheck
-        if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
-            return f"{OFFICIAL_DIR}/{entry[len(OFFICIAL_PREFIX):]}"
-        return entry
-
     spec = dict(experiments()[experiment]["data"])
     # data.clusters is applied to the built pool by rule clusters (data.smk)
     spec.pop("clusters", None)
@@ -362,6 +362,8 @@ def eval_options(experiment, evaluation, model, method, seed=None):
     generation backend the launch plan chose)."""
     opts = with_model_dtype(model, section(experiment, "eval", evaluation))
     opts.pop("evaluation", None)
+    if "data_file" in opts:  # GSM8K / MATH from the pinned official repository's files
+        opts["data_file"] = fetched(opts["data_file"])
     kind = eval_kind(experiment, evaluation)
     if generates(evaluation_options(kind)):  # its Options take GenerationOptions
         launch = job_launch("evaluate", experiment, kind, evaluation)
@@ -396,6 +398,9 @@ def eval_inputs(wildcards):
                 inputs["judge"] = judge
     else:
         inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
+    data_file = section(wildcards.experiment, "eval", wildcards.evaluation).get("data_file")
+    if isinstance(data_file, str) and data_file.startswith(OFFICIAL_PREFIX):
+        inputs["official"] = OFFICIAL_DIR
     return inputs
 
 
