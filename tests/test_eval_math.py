@@ -153,7 +153,7 @@ def test_paper_protocol_is_exactly_the_official_settings():
         protocol_deviations(MathOptions(dataset="math", max_new_tokens=1024, grader="tora", suffix=GEMMA_SUFFIX), 5000)
         == []
     )
-    assert len(protocol_deviations(paper, 300)) == 1  # a subset (rehearsal) is not comparable
+    assert len(protocol_deviations(paper, 300)) == 1  # a subset (smoke run) is not comparable
     assert (
         len(protocol_deviations(MathOptions(dataset="gsm8k", max_new_tokens=1024), 1319)) == 1
     )  # math-verify headline

@@ -43,8 +43,8 @@ def test_cpu_processes_and_launcher_choice():
     assert plan("select", "scalebio", {"cpu_processes": 2}) == plan("select", "scalebio", {"cpu_processes": 2})
     two = plan("finetune", "uniform", {"cpu_processes": 2})
     assert (two.command, two.processes, two.gpus) == (TORCHRUN.format(2), 2, 0)
-    rehearsal = plan("select", "scalebio", {"gpus_per_job": 1, "launcher": "torchrun"})
-    assert (rehearsal.command, rehearsal.processes) == (TORCHRUN.format(1), 1)  # the real launcher with 1 process
+    smoke = plan("select", "scalebio", {"gpus_per_job": 1, "launcher": "torchrun"})
+    assert (smoke.command, smoke.processes) == (TORCHRUN.format(1), 1)  # the real launcher with 1 process
     assert plan("select", "scalebio", {"gpus_per_job": 1}).command == "python"
 
 

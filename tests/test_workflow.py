@@ -144,7 +144,7 @@ def test_paper_configs_launch_with_the_right_process_counts_and_paper_evaluation
             assert "gpu" not in job["resources"].get("slurm_extra", ""), job["resources"]  # no second GPU request
             if rule == "evaluate" and "dataset" in opts:  # GSM8K / MATH: the paper's protocol
                 assert opts["dataset"] in ("gsm8k", "math") and opts["max_new_tokens"] == 1024, opts
-                assert opts["grader"] == "tora" and ("limit" not in opts or "rehearsal" in configfile), opts
+                assert opts["grader"] == "tora" and ("limit" not in opts or "smoke" in configfile), opts
             if rule == "evaluate" and "judge" in opts:  # MT-Bench: GPT-4 judge, every question
                 assert opts["judge"] == "openai" and "question_limit" not in opts, opts
         else:
@@ -374,3 +374,67 @@ def test_paper_math_configs_grade_the_official_test_files(configfile):
 
     errors = check(cfg)
     assert any("eval.gsm8k.data_file is 'official:" in e and "no official: section" in e for e in errors), errors
+
+
+GPU_ENGINE_KEYS = ("dtype", "bf16", "deepspeed", "gradient_checkpointing", "distributed")
+
+
+def _without_gpu_engine(block):
+    """An option block with its GPU engine settings (bf16, DeepSpeed, FSDP, checkpointing) taken out, recursively."""
+    if isinstance(block, dict):
+        return {k: _without_gpu_engine(v) for k, v in block.items() if k not in GPU_ENGINE_KEYS}
+    return block
+
+
+@pytest.mark.integration
+def test_smoke_1gpu_config_runs_on_cpu_with_tiny_stand_ins(tmp_path):
+    """config/paper/smoke_1gpu.yaml with its three hub models replaced by tiny stand-ins of the same families and
+    templates (a Qwen2 with ChatML, a Llama base without a chat template in the official ###Human: format, a Gemma-2
+    whose template refuses system turns), a small embedded pool for the official files, tiny GSM8K-/MATH-shaped test
+    files, fp32 and no GPU engine: every method runs select -> SFT -> evaluation for every family."""
+    from scalebio.assets.models import build_tiny
+
+    cfg = yaml.safe_load((ROOT / "config" / "paper" / "smoke_1gpu.yaml").read_text())
+    ci = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    families = {"qwen2.5-0.5b-instruct": ("qwen2", "chatml"), "smollm2-135m-base": ("llama", "none"),
+                "gemma-2-2b-it": ("gemma2", "gemma")}  # fmt: skip
+    assert set(cfg["models"]) == set(families)  # the stand-ins cover exactly the config's models
+    sizes = dict(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64)
+    for name, (arch, template) in families.items():
+        folder = build_tiny(tmp_path / "models" / name, architecture=arch, template=template, **sizes)
+        spec = {k: v for k, v in cfg["models"][name].items() if k in ("prompt_format", "attn_implementation")}
+        cfg["models"][name] = {"path": str(folder), "dtype": "float32", **spec}
+    gsm8k = [{"question": f"What is {a} + {a}?", "answer": f"{a} + {a} = {2 * a}\n#### {2 * a}"} for a in (1, 2, 3)]
+    math = [{"problem": f"Compute ${a}+1$.", "solution": f"It is $\\boxed{{{a + 1}}}$."} for a in (1, 2, 3)]
+    for name, rows in (("gsm8k", gsm8k), ("math", math)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        cfg["eval"][name].update(data_file=str(tmp_path / f"{name}.jsonl"), limit=2, max_new_tokens=8, batch_size=4)
+    for key in ("hub", "official", "model_cache", "resources"):
+        cfg.pop(key, None)
+    exp = cfg["experiments"]["math"]
+    exp.update(data=ci["experiments"]["denoise"]["data"], budget=24, evals=["gsm8k"])
+    for method in exp["methods"]:
+        if method in cfg["methods"]:
+            small = ci["methods"][method]
+            cfg["methods"][method] = {**_without_gpu_engine(cfg["methods"][method]), **small}
+    cfg["methods"]["scalebio"]["lisa"] = {"n_layers": 1, "interval": 2}
+    cfg["sft"] = {**_without_gpu_engine(cfg["sft"]), **ci["sft"]}
+    cfg["results_dir"] = "results/smoke"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "smoke_cpu.yaml").write_text(yaml.safe_dump(cfg))
+    for name in ("Snakefile", "workflow"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    targets = [f"results/smoke/math/{m}/{meth}/s0/eval/gsm8k/summary.json" for m in families for meth in exp["methods"]]
+    cmd = [BIN / "snakemake", "--cores", "all", "--configfile", "config/smoke_cpu.yaml", "--show-failed-logs", *targets]
+    r = run(cmd, cwd=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    for target in targets:
+        assert "value" in json.loads((tmp_path / target).read_text()), target
+    runs = tmp_path / "results" / "smoke" / "math"
+    base = runs / "smollm2-135m-base" / "uniform" / "s0"
+    assert "###Assistant: " in (base / "model" / "chat_template.jinja").read_text()  # trained in the official format
+    assert "###Human: " in (base / "eval" / "gsm8k" / "predictions.jsonl").read_text()  # and evaluated in it
+    assert (
+        "<start_of_turn>user"
+        in (runs / "gemma-2-2b-it" / "scalebio" / "s0" / "eval" / "gsm8k" / "predictions.jsonl").read_text()
+    )

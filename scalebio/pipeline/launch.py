@@ -55,7 +55,7 @@ class Resources:
     """Processes of a multi-process job when ``gpus_per_job`` is 0 (gloo on CPU; 2 in ``config/ci_2proc.yaml``)."""
     launcher: Literal["auto", "torchrun", "python"] = "auto"
     """auto: torchrun when a job runs more than one process, plain python otherwise; torchrun: always torchrun
-    for multi-process stages, even with one process (``config/paper/rehearsal_1gpu.yaml`` checks the real
+    for multi-process stages, even with one process (``config/paper/smoke_1gpu.yaml`` checks the real
     launcher); python: always one plain process (an error with ``distributed: fsdp`` on a multi-GPU job)."""
 
     gpu_memory_gb: float = 80.0
