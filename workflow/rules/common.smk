@@ -398,7 +398,9 @@ def eval_inputs(wildcards):
                 inputs["judge"] = judge
     else:
         inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
-    data_file = section(wildcards.experiment, "eval", wildcards.evaluation).get("data_file")
+    data_file = section(wildcards.experiment, "eval", wildcards.evaluation).get(
+        "data_file"
+    )
     if isinstance(data_file, str) and data_file.startswith(OFFICIAL_PREFIX):
         inputs["official"] = OFFICIAL_DIR
     return inputs
