@@ -272,7 +272,7 @@ def test_ci_config_runs_the_whole_dag_end_to_end(ci_run):
 @pytest.mark.integration
 def test_ci_dag_twice_gives_identical_files(ci_run, tmp_path):
     """A second run in another folder (selections, SFT sets, held-out loss): byte-identical selection.json and
-    manifest.json files, identical summary values."""
+    manifest.json files, summary values equal up to float32 rounding."""
     targets = ["results/ci/denoise/tiny/base/eval/testloss/summary.json"]
     targets += [f"results/ci/denoise/tiny/{m}/s0/eval/testloss/summary.json" for m in ("uniform", "scalebio", "less")]
     _run_ci(tmp_path / "b", *targets)
@@ -284,7 +284,10 @@ def test_ci_dag_twice_gives_identical_files(ci_run, tmp_path):
         assert (ci_run / f).read_bytes() == (other / f).read_bytes(), f
     for t in targets:
         a, b = (json.loads((root.parent.parent / t).read_text()) for root in (ci_run, other))
-        assert a["value"] == b["value"] and a["n"] == b["n"], t
+        # Selections and SFT sets are byte-identical (above); a held-out loss after training may differ in float32's
+        # last bits between two runs on one machine (measured once: 7.453976392745972 vs 7.453976273536682, 1.6e-8
+        # relative), far below any difference the report resolves.
+        assert a["value"] == pytest.approx(b["value"], rel=1e-6) and a["n"] == b["n"], t
 
 
 @pytest.mark.integration
