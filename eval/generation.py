@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from scalebio.common.data import render_chat as render_messages
 from scalebio.common.runtime import ConfigError, rank, world_size
+from scalebio.common.streams import SEED_STRIDE
 
 
 def render_chat(tokenizer, messages: list[dict]) -> str:
@@ -87,7 +88,9 @@ def generate(
             input_ids[row, width - len(ids) :] = torch.tensor(ids)  # left padding
             attention[row, width - len(ids) :] = 1
         if sample:
-            torch.manual_seed(seed * 100_003 + start)  # HF's sampler draws from the global generator
+            torch.manual_seed(
+                (seed * SEED_STRIDE + start) % 2**63
+            )  # HF samples from the global RNG (streams.py's key rule)
         generated = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),

@@ -85,7 +85,8 @@ class Options(GenerationOptions):
     """fastchat: FastChat's per-category temperatures (``fastchat.llm_judge.common.temperature_config``: writing and
     roleplay 0.7, STEM and humanities 0.1, the rest greedy), seeded by ``sampling_seed``; greedy: every category."""
     sampling_seed: int = 0
-    """Seed of the sampled categories' draws (each category's answers are drawn from their own seeded stream)."""
+    """Seed of the sampled categories' draws (one seeded stream per temperature and turn; categories that share a
+    temperature, writing and roleplay, are drawn in one call)."""
     model_id: str | None = None
     """Name of the evaluated model in the answer/judgment files (default: derived from the model path)."""
     reference: str = "gpt-4"
@@ -170,10 +171,12 @@ def generate_answers(model_path: str, questions: list[dict], model_id: str, opts
         convs = [c + [{"role": "user", "content": q["turns"][turn]}] for c, q in zip(convs, questions)]
         prompts = [render_chat(gen.tokenizer, c) for c in convs]
         texts = [""] * len(prompts)
-        for k, temp in enumerate(sorted(set(temps))):  # one call per temperature: a batch shares its sampling
+        for temp in sorted(set(temps)):  # one call per temperature: a batch shares its sampling
             idx = [i for i, t in enumerate(temps) if t == temp]
+            # keyed by the temperature itself and the turn, not by which other temperatures this run has
+            key = opts.sampling_seed * 1000 + round(temp * 100) * 2 + turn
             out = gen.generate([prompts[i] for i in idx], opts.max_new_tokens, opts.batch_size,
-                               f"mt-bench turn {turn + 1} (T={temp})", temp, opts.sampling_seed * 7 + 2 * k + turn)  # fmt: skip
+                               f"mt-bench turn {turn + 1} (T={temp})", temp, key)  # fmt: skip
             for i, text in zip(idx, out):
                 texts[i] = text
         answers.append(texts)

@@ -9,7 +9,9 @@ changes every selection, SFT set and model built since):
 - ``scalebio.common.lisa``: LISA's blocks, key = ``LISA_STREAMS[stream]`` · 7 919 + the period's first step;
 - ``scalebio.sft.online``: the online SFT draws, key = epoch;
 - ``baselines.less``: the gradient projection, key = the matrix block (``countsketch``: generated on the gradients'
-  device).
+  device);
+- ``eval.generation``: sampled answers (MT-Bench's sampled categories), the global RNG seeded with the same rule,
+  key = the batch's first prompt (HF's ``generate`` takes no generator).
 """
 
 from __future__ import annotations
