@@ -38,15 +38,21 @@ CONFIG ?= config/config.yaml
 check: setup
 	$(PY) -m scalebio check-config $(CONFIG)
 
-# Does a fresh run reproduce the committed reference? The default config into a fresh folder, then every table
-# compared with results/reference/default within the tolerance results/README.md states (~1 h on 2 cores).
+# Does a fresh run reproduce a committed reference? Its config into a fresh folder, then every table compared with
+# results/reference/$(REFERENCE) within the tolerance results/README.md states. REFERENCE=default (config/config.yaml,
+# ~1 h on 2 cores) or REFERENCE=full (config/full.yaml, 3 seeds everywhere: the reference the README's verdicts
+# come from, ~2 h).
+REFERENCE ?= default
+REFERENCE_CONFIG = $(if $(filter default,$(REFERENCE)),config/config.yaml,config/$(REFERENCE).yaml)
 CHECK_DIR ?= results/check
 check-reference: setup
 	@case "$(CHECK_DIR)" in results/?*) ;; *) echo "error: CHECK_DIR must be a folder under results/"; exit 2;; esac
+	@test -d results/reference/$(REFERENCE) -a -f $(REFERENCE_CONFIG) || \
+	  { echo "error: REFERENCE=$(REFERENCE): needs results/reference/$(REFERENCE)/ and $(REFERENCE_CONFIG) (use default or full)"; exit 2; }
 	rm -rf $(CHECK_DIR)
-	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile profiles/default --configfile config/config.yaml \
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile profiles/default --configfile $(REFERENCE_CONFIG) \
 	  --config results_dir=$(CHECK_DIR)
-	$(PY) -m scalebio check-reference --results $(CHECK_DIR) --reference results/reference/default
+	$(PY) -m scalebio check-reference --results $(CHECK_DIR) --reference results/reference/$(REFERENCE)
 
 test: setup
 	$(VENV)/bin/pytest

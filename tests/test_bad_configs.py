@@ -186,7 +186,7 @@ CASES = [
         "an official: data entry without an official: section (stopped only the DAG before)",
         "check",
         _set("data", {"sources": {"a": "official:data/a.jsonl"}, "validation": "official:data/v.jsonl"}),
-        "data uses 'official:data/a.jsonl' but the config has no official: section",
+        "data's source 'a' is 'official:data/a.jsonl' but the config has no official: section",
     ),
     (
         "reserved source name",

@@ -138,6 +138,10 @@ def test_make_check_reference_runs_the_default_config_into_its_own_folder():
     assert make.returncode == 0, make.stderr
     assert "--configfile config/config.yaml" in make.stdout and "--config results_dir=results/check" in make.stdout
     assert "-m scalebio check-reference --results results/check --reference results/reference/default" in make.stdout
+    full = subprocess.run(["make", "-n", "check-reference", "REFERENCE=full"], cwd=ROOT, capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    assert "--configfile config/full.yaml" in full.stdout
+    assert "--reference results/reference/full" in full.stdout
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     args = [
         "-n",

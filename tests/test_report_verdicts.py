@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,8 @@ def test_readme_block_is_rewritten_from_verdicts_csv(verdict_results, tmp_path):
     write_verdicts(out, verdict_rows(results, config, load_paper_numbers(), benchmark_jobs(results / "benchmarks")))
     with open(out / "verdicts.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    block = readme_block(rows)
+    block = readme_block(rows, results.as_posix())
+    assert f"`{results.as_posix()}/report/verdicts.csv`" in block
     line = next(x for x in block.splitlines() if x.startswith("- **instruct**"))
     assert line.startswith("- **instruct** (m, prompt_level_strict_acc): vs Uniform +0.250 [")
     assert "]: holds; vs LESS +0.000 [+0.000, +0.000]: inconclusive." in line
@@ -125,15 +127,21 @@ def test_readme_block_is_rewritten_from_verdicts_csv(verdict_results, tmp_path):
     assert "| smallest detectable Δ (80 % power) | ScaleBiO CPU s (select + SFT + eval) |" in md
 
 
-@pytest.mark.parametrize("reference", sorted(ROOT.glob("results/reference/*/report")), ids=lambda p: p.parent.name)
-def test_readme_verdicts_block_matches_the_committed_reference(reference):
-    """The README's verdicts paragraph is what the committed reference's verdicts.csv renders: regenerate both
-    together (make reproduce, then python -m scalebio verdicts --results results/reference/<name> --readme
-    README.md)."""
-    path = reference / "verdicts.csv"
-    assert path.exists(), (
-        f"{path.relative_to(ROOT)} is missing: the reference has not been regenerated since the verdict table was "
-        "added (run make reproduce, copy its report into the reference, then python -m scalebio verdicts)"
-    )
+def test_readme_verdicts_block_matches_the_reference_it_names():
+    """The README's verdicts paragraph is what the committed reference it names renders: regenerate both together
+    (run the config, copy its reports into results/reference/<name>, then python -m scalebio verdicts --results
+    results/reference/<name> --readme README.md)."""
+    block = readme_text(ROOT / "README.md")
+    named = re.search(r"`(results/reference/[\w.-]+)/report/verdicts\.csv`", block)
+    assert named, "README's verdicts block names no results/reference/<name>/report/verdicts.csv"
+    path = ROOT / named.group(1) / "report" / "verdicts.csv"
+    assert path.exists(), f"the README's verdicts block names {path.relative_to(ROOT)}, which is not committed"
     with open(path, newline="") as f:
-        assert readme_text(ROOT / "README.md") == readme_block(list(csv.DictReader(f)))
+        assert block == readme_block(list(csv.DictReader(f)), named.group(1))
+
+
+@pytest.mark.parametrize("reference", sorted(ROOT.glob("results/reference/*/report")), ids=lambda p: p.parent.name)
+def test_every_committed_reference_has_its_verdict_table(reference):
+    """Each committed reference carries the verdict table (regenerate it with its config when it does not)."""
+    for name in ("verdicts.csv", "verdicts.md"):
+        assert (reference / name).exists(), f"{(reference / name).relative_to(ROOT)} is missing: rerun its config"

@@ -70,6 +70,16 @@ OFFICIAL_PREFIX = "official:"
 HUB_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
+def official_problem(where: str, value, official: bool) -> str | None:
+    """``value`` names a file of the official repository (``official:<path>``) but the config has no ``official:``
+    section (``official``: it has one) to say which repository and commit to fetch it from; ``where``: the key."""
+    if isinstance(value, str) and value.startswith(OFFICIAL_PREFIX) and not official:
+        return (
+            f"{where} is '{value}' but the config has no official: section (the repository and commit to fetch it from)"
+        )
+    return None
+
+
 def model_problems(config: dict) -> list[str]:
     """Models that cannot load when their jobs run: a local path that does not exist, or a hub id, with the hub off."""
     if config.get("hub", False):
@@ -106,8 +116,8 @@ def data_problems(exp: str, data: dict, hub: bool, official: bool = False) -> li
     out = []
     for what, entry in entries:
         if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
-            if not official:
-                out.append(f"experiments.{exp}.data uses '{entry}' but the config has no official: section")
+            problem = official_problem(f"experiments.{exp}.data's {what}", entry, official)
+            out += [problem] if problem else []
             continue  # a file of the pinned official repository, fetched by its own rule
         try:
             problem = entry_problem(entry, what, hub)
@@ -203,10 +213,8 @@ def check(config: dict) -> list[str]:
                 continue
             _try(errors, from_dict, opts_cls, opts, f"eval.{ev}.")
             errors += judge_problems(config, ev, opts)
-            data_file = opts.get("data_file")
-            if isinstance(data_file, str) and data_file.startswith(OFFICIAL_PREFIX) and not config.get("official"):
-                errors.append(f"eval.{ev}.data_file is '{data_file}' but the config has no official: section "
-                              "(the repository and commit to fetch it from)")  # fmt: skip
+            problem = official_problem(f"eval.{ev}.data_file", opts.get("data_file"), bool(config.get("official")))
+            errors += [problem] if problem else []
         stray = sorted(set(e.get("weights_only") or []) - set(e["methods"]))
         if stray:
             errors.append(f"experiments.{exp}.weights_only names {stray}, which are not in its methods {e['methods']}")

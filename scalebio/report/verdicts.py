@@ -1,6 +1,6 @@
 """One verdict table over every experiment: each paper claim, the paper's effect, ours with its interval, the verdicts.
 
-    python -m scalebio verdicts --results results/reference/default --readme README.md
+    python -m scalebio verdicts --results results/reference/full --readme README.md
 
 ``<results>/report/verdicts.{csv,md}`` (written by ``python -m scalebio summary``, from every experiment's
 ``claims.csv`` and the job benchmarks): one row per paper claim × experiment (× model) — ScaleBiO against uniform,
@@ -170,13 +170,14 @@ def write_verdicts(out: Path, rows: list[dict]) -> None:
                 notes)  # fmt: skip
 
 
-def readme_block(rows: list[dict]) -> str:
+def readme_block(rows: list[dict], source: str) -> str:
     """The README's results paragraph from verdicts.csv rows: one line per (experiment, model) with ScaleBiO's
-    verdict against each baseline, its interval, and the Holm verdict where it differs."""
+    verdict against each baseline, its interval, and the Holm verdict where it differs. ``source``: the results
+    folder the rows come from, named in the paragraph (a test reads it back to check the block against it)."""
     lines = [
-        "ScaleBiO against each baseline on every experiment's first evaluation (generated from the reference's",
-        "`report/verdicts.csv` by `python -m scalebio verdicts`; 95 % intervals, positive = ScaleBiO better;",
-        "Holm-corrected verdict in brackets where it differs):",
+        "ScaleBiO against each baseline on every experiment's first evaluation (generated from",
+        f"`{source}/report/verdicts.csv` by `python -m scalebio verdicts`; 95 % intervals, positive = ScaleBiO",
+        "better; Holm-corrected verdict in brackets where it differs):",
         "",
     ]
     per_exp: dict[tuple[str, str], list[dict]] = {}
@@ -220,7 +221,7 @@ def main(argv=None) -> None:
     path = Path(a.results) / "report" / "verdicts.csv"
     if not path.exists():
         raise ConfigError(f"{path} does not exist: run the workflow's report_summary rule (or make reproduce) first")
-    rewrite_readme(Path(a.readme), readme_block(read_csv(path)))
+    rewrite_readme(Path(a.readme), readme_block(read_csv(path), Path(a.results).as_posix().rstrip("/")))
 
 
 if __name__ == "__main__":
