@@ -206,24 +206,34 @@ def method_rows(config: dict, exp: str, method: str, s: Shape, gpus: int) -> lis
     return []
 
 
-def plan(config: dict) -> dict[str, list[Row]]:
-    """Rows per model of every GPU stage the config runs (an empty dict for a CPU config)."""
-    res = from_dict(Resources, config.get("resources") or {}, "resources.")
-    if res.gpus_per_job < 1:
-        return {}
-    out: dict[str, list[Row]] = {}
+def resources_of(config: dict) -> Resources:
+    """The config's ``resources`` section, typed (defaults where absent)."""
+    return from_dict(Resources, config.get("resources") or {}, "resources.")
+
+
+def shaped_runs(config: dict):
+    """(experiment, its section, model key, shape) for every model whose shape is known (a hub id or local folder
+    of a known architecture); CPU assets and unknown folders have none and are not planned."""
     for exp, e in config["experiments"].items():
         for m in e["models"]:
-            spec = config["models"][m]
-            s = shape_of(spec.get("path", ""))
-            if s is None:
-                continue
-            dtype, rows = spec.get("dtype", "float32"), out.setdefault(m, [])
-            for method in e["methods"]:
-                rows += method_rows(config, exp, method, s, res.gpus_per_job)
-            rows.append(deepspeed_row("sft", s, section(config, exp, "sft"), res.gpus_per_job, dtype))
-            for ev in e.get("evals", []):
-                rows.append(generation_row(f"eval {ev}", s, section(config, exp, "eval", ev), res.gpus_per_job, dtype))
+            s = shape_of(config["models"][m].get("path", ""))
+            if s is not None:
+                yield exp, e, m, s
+
+
+def plan(config: dict) -> dict[str, list[Row]]:
+    """Rows per model of every GPU stage the config runs (an empty dict for a CPU config)."""
+    gpus = resources_of(config).gpus_per_job
+    if gpus < 1:
+        return {}
+    out: dict[str, list[Row]] = {}
+    for exp, e, m, s in shaped_runs(config):
+        dtype, rows = config["models"][m].get("dtype", "float32"), out.setdefault(m, [])
+        for method in e["methods"]:
+            rows += method_rows(config, exp, method, s, gpus)
+        rows.append(deepspeed_row("sft", s, section(config, exp, "sft"), gpus, dtype))
+        for ev in e.get("evals", []):
+            rows.append(generation_row(f"eval {ev}", s, section(config, exp, "eval", ev), gpus, dtype))
     return out
 
 
@@ -232,28 +242,26 @@ def tensor_parallel_problems(config: dict) -> list[str]:
     refuses such a model at start-up, after the job has queued for its GPUs: Qwen2-7B's 28 heads on 8 GPUs).
     The size is ``eval.<name>.tensor_parallel_size`` when given, else every GPU of the job (``eval_options`` in
     workflow/rules/common.smk); the ``auto`` backend counts, since it picks vLLM wherever vLLM is installed."""
-    res = from_dict(Resources, config.get("resources") or {}, "resources.")
-    if res.gpus_per_job < 1:
+    gpus = resources_of(config).gpus_per_job
+    if gpus < 1:
         return []
     out = []
-    for exp, e in config["experiments"].items():
-        for m in e["models"]:
-            s = shape_of(config["models"][m].get("path", ""))
-            for ev in e.get("evals", []) if s is not None else []:
-                opts = section(config, exp, "eval", ev)
-                if opts.get("backend", "auto") == "hf" or not generates(evaluation_options(opts.get("evaluation", ev))):
-                    continue
-                tp = int(opts.get("tensor_parallel_size", res.gpus_per_job))
-                if s.heads % tp or (s.kv_heads % tp and tp % s.kv_heads):
-                    out.append(f"eval.{ev}.tensor_parallel_size: {tp} (the job's GPUs unless set) does not divide "
-                               f"{m}'s {s.heads} attention heads / {s.kv_heads} KV heads, which vLLM refuses; set "
-                               f"eval.{ev}.tensor_parallel_size to a divisor of {s.heads} (or backend: hf)")  # fmt: skip
+    for exp, e, m, s in shaped_runs(config):
+        for ev in e.get("evals", []):
+            opts = section(config, exp, "eval", ev)
+            if opts.get("backend", "auto") == "hf" or not generates(evaluation_options(opts.get("evaluation", ev))):
+                continue
+            tp = int(opts.get("tensor_parallel_size", gpus))
+            if s.heads % tp or (s.kv_heads % tp and tp % s.kv_heads):
+                out.append(f"eval.{ev}.tensor_parallel_size: {tp} (the job's GPUs unless set) does not divide "
+                           f"{m}'s {s.heads} attention heads / {s.kv_heads} KV heads, which vLLM refuses; set "
+                           f"eval.{ev}.tensor_parallel_size to a divisor of {s.heads} (or backend: hf)")  # fmt: skip
     return list(dict.fromkeys(out))
 
 
 def problems(config: dict) -> list[str]:
     """Stages that do not fit the resources the config asks for, and vLLM sizes the model refuses (one line each)."""
-    res = from_dict(Resources, config.get("resources") or {}, "resources.")
+    res = resources_of(config)
     out = tensor_parallel_problems(config)
     for model, rows in plan(config).items():
         for r in rows:
@@ -267,7 +275,7 @@ def problems(config: dict) -> list[str]:
 
 
 def render(config: dict) -> str:
-    res = from_dict(Resources, config.get("resources") or {}, "resources.")
+    res = resources_of(config)
     lines = []
     for model, rows in plan(config).items():
         lines.append(
