@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from scalebio.common.data import render_chat as render_messages
 from scalebio.common.runtime import ConfigError, rank, world_size
-from scalebio.common.streams import SEED_STRIDE
+from scalebio.common.streams import stream_seed
 
 
 def render_chat(tokenizer, messages: list[dict]) -> str:
@@ -88,9 +88,7 @@ def generate(
             input_ids[row, width - len(ids) :] = torch.tensor(ids)  # left padding
             attention[row, width - len(ids) :] = 1
         if sample:
-            torch.manual_seed(
-                (seed * SEED_STRIDE + start) % 2**63
-            )  # HF samples from the global RNG (streams.py's key rule)
+            torch.manual_seed(stream_seed(seed, start))  # HF's generate samples from the global RNG
         generated = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),

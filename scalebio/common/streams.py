@@ -27,10 +27,16 @@ draw stays bit-identical), now a table: that sum gave anagrams ("uw", "wu") the 
 a new, distinct salt here (``tests/test_common_streams.py`` checks they differ)."""
 
 
+def stream_seed(seed: int, key: int = 0) -> int:
+    """The seed of stream ``key`` of run seed ``seed``: ``seed · SEED_STRIDE + key`` (mod 2⁶³, the range
+    ``manual_seed`` takes)."""
+    return (seed * SEED_STRIDE + key) % 2**63
+
+
 def seeded_generator(seed: int, key: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
-    """A generator on ``device`` (the CPU by default) seeded with ``seed · SEED_STRIDE + key`` (mod 2⁶³, the range
-    ``manual_seed`` takes). Another device type draws other numbers from the same seed (its own RNG algorithm)."""
-    return torch.Generator(device=device).manual_seed((seed * SEED_STRIDE + key) % 2**63)
+    """A generator on ``device`` (the CPU by default) seeded with ``stream_seed(seed, key)``. Another device type
+    draws other numbers from the same seed (its own RNG algorithm)."""
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, key))
 
 
 def lisa_salt(stream: str) -> int:

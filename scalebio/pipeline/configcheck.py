@@ -70,10 +70,15 @@ OFFICIAL_PREFIX = "official:"
 HUB_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
+def is_official(value) -> bool:
+    """``value`` names a file of the official repository (``official:<path>``)."""
+    return isinstance(value, str) and value.startswith(OFFICIAL_PREFIX)
+
+
 def official_problem(where: str, value, official: bool) -> str | None:
-    """``value`` names a file of the official repository (``official:<path>``) but the config has no ``official:``
-    section (``official``: it has one) to say which repository and commit to fetch it from; ``where``: the key."""
-    if isinstance(value, str) and value.startswith(OFFICIAL_PREFIX) and not official:
+    """``value`` names a file of the official repository but the config has no ``official:`` section (``official``:
+    it has one) to say which repository and commit to fetch it from; ``where``: the key."""
+    if is_official(value) and not official:
         return (
             f"{where} is '{value}' but the config has no official: section (the repository and commit to fetch it from)"
         )
@@ -115,7 +120,7 @@ def data_problems(exp: str, data: dict, hub: bool, official: bool = False) -> li
     entries += [(f"{k} set", data[k]) for k in ("validation", "test", "tune") if k in data]
     out = []
     for what, entry in entries:
-        if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
+        if is_official(entry):
             problem = official_problem(f"experiments.{exp}.data's {what}", entry, official)
             out += [problem] if problem else []
             continue  # a file of the pinned official repository, fetched by its own rule

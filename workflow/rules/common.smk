@@ -85,7 +85,7 @@ def experiments():
 def fetched(entry):
     """An ``official:<path>`` entry as the fetched file (an official: entry without an official: section fails in
     configcheck); any other entry as it is."""
-    if isinstance(entry, str) and entry.startswith(OFFICIAL_PREFIX):
+    if configcheck.is_official(entry):
         return f"{OFFICIAL_DIR}/{entry[len(OFFICIAL_PREFIX):]}"
     return entry
 
@@ -389,19 +389,16 @@ def eval_inputs(wildcards):
     else:
         model = [eval_model_path(wildcards)]
     inputs = {"model": model}
+    opts = section(wildcards.experiment, "eval", wildcards.evaluation)
     if eval_kind(wildcards.experiment, wildcards.evaluation) == "mtbench":
         inputs["mtbench"] = ASSET_DIRS["mtbench"]
-        opts = section(wildcards.experiment, "eval", wildcards.evaluation)
         if opts.get("judge", "logprob") == "logprob":
             judge = eval_judge_path(wildcards.experiment, wildcards.evaluation)
             if judge in ASSET_DIRS.values() or judge.startswith(f"{MODEL_CACHE}/"):
                 inputs["judge"] = judge
     else:
         inputs["data"] = f"{RESULTS}/{wildcards.experiment}/data"
-    data_file = section(wildcards.experiment, "eval", wildcards.evaluation).get(
-        "data_file"
-    )
-    if isinstance(data_file, str) and data_file.startswith(OFFICIAL_PREFIX):
+    if configcheck.is_official(opts.get("data_file")):
         inputs["official"] = OFFICIAL_DIR
     return inputs
 
